@@ -1,0 +1,23 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+/// One thing a request wants to do: an action on a resource.
+///
+/// Registry policies: a ``RegistryAction`` name on a repository (nil for `login` and
+/// `catalog`). HTTP policies: the method on the canonical path.
+public struct Access: Sendable, Equatable, CustomStringConvertible {
+    public let action: String
+    public let resource: String?
+
+    public init(action: String, resource: String?) {
+        self.action = action
+        self.resource = resource
+    }
+
+    public var description: String { resource.map { "\(action) on \($0)" } ?? action }
+}
+
+/// The actions of a Docker Registry HTTP API v2 / OCI distribution request.
+public enum RegistryAction: String, Sendable, CaseIterable {
+    case login, catalog, pull, push, delete
+}

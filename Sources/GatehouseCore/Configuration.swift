@@ -1,0 +1,76 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+/// The whole configuration of a Gatehouse process, from YAML (`--config`) or from the embedded
+/// defaults (`--htpasswd`, `--groups`, `--push-group`).
+public struct Configuration: Sendable {
+    public var listen: ListenAddress = .default
+    public var realm: String = "Registry"
+    public var trustedProxies: [IPNetwork] = [IPNetwork(parsing: "127.0.0.1/32")!, IPNetwork(parsing: "::1/128")!]
+    public var defaultPolicy: String = "registry"
+    public var backends: [BackendConfiguration] = []
+    public var cache = CacheConfiguration()
+    public var lockout = LockoutConfiguration()
+    public var log = LogConfiguration()
+    /// In file order.
+    public var policies: [Policy] = []
+
+    public init() {}
+
+    /// The seed recipe on embedded defaults: any authenticated user may log in and pull;
+    /// members of `pushGroup` may also push; everything else is denied.
+    public static func embeddedDefaults(htpasswd: String, groups: String?, pushGroup: String = "pushers") -> Configuration {
+        var configuration = Configuration()
+        configuration.backends = [.htpasswd(name: "local", file: htpasswd, groupsFile: groups)]
+        configuration.policies = [Self.seedPolicy(pushGroup: pushGroup)]
+        return configuration
+    }
+
+    /// The seed recipe's registry policy.
+    public static func seedPolicy(pushGroup: String) -> Policy {
+        Policy(
+            name: "registry",
+            kind: .registry,
+            rules: [
+                Rule(label: "registry#1", users: [], groups: [pushGroup], anonymous: false, resources: nil, allowed: ["pull", "push"]),
+                Rule(label: "registry#2", users: ["*"], groups: [], anonymous: false, resources: nil, allowed: ["pull"]),
+            ]
+        )
+    }
+}
+
+/// A source of users, from the `backends` list.
+public enum BackendConfiguration: Sendable, Equatable {
+    /// An htpasswd file and an optional Apache group file.
+    case htpasswd(name: String, file: String, groupsFile: String?)
+
+    public var name: String {
+        switch self {
+        case .htpasswd(let name, _, _): name
+        }
+    }
+}
+
+/// `cache:` — how long verified credentials are remembered.
+public struct CacheConfiguration: Sendable, Equatable {
+    public var ttl: Duration = .seconds(300)
+    public var negativeTTL: Duration = .seconds(10)
+    public var staleGrace: Duration = .seconds(900)
+    public var maxEntries = 100_000
+}
+
+/// `lockout:` — failed logins tolerated per user and client within a window.
+public struct LockoutConfiguration: Sendable, Equatable {
+    public var maxFailures = 10
+    public var window: Duration = .seconds(300)
+}
+
+/// `log:` — level and format of the process log and the audit lines.
+public struct LogConfiguration: Sendable, Equatable {
+    /// How log lines are written.
+    public enum Format: String, Sendable { case text, json }
+    public var level = "info"
+    public var format = Format.text
+    /// Only denials, challenges and outages get an audit line.
+    public var denialsOnly = false
+}

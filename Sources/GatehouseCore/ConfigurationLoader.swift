@@ -1,0 +1,263 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import Yams
+
+extension Configuration {
+    /// Reads and validates a YAML configuration file. Relative file paths inside it are taken
+    /// relative to the file's directory.
+    public static func load(path: String) throws(ConfigurationErrors) -> Configuration {
+        let text: String
+        do {
+            text = try readTextFile(path)
+        } catch {
+            throw ConfigurationErrors([ConfigurationError(key: "", line: nil, message: error.description)])
+        }
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        return try parse(yaml: text, baseDirectory: directory.isEmpty ? "/" : directory)
+    }
+
+    /// Parses and validates YAML text; every problem is reported, each with its key and line.
+    public static func parse(yaml text: String, baseDirectory: String = ".") throws(ConfigurationErrors) -> Configuration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigurationErrors([ConfigurationError(key: "", line: nil, message: "not valid YAML: \(error)")])
+        }
+        let reader = YAMLReader()
+        var configuration = Configuration()
+        let top = reader.mapping(
+            root ?? Node.mapping(.init([])),
+            key: "",
+            allowed: ["listen", "realm", "trusted_proxies", "default_policy", "backends", "cache", "lockout", "log", "policies"]
+        )
+        guard let top else { throw ConfigurationErrors(reader.errors) }
+
+        if let text = reader.string(top["listen"], key: "listen") {
+            if let address = ListenAddress(parsing: text) {
+                configuration.listen = address
+            } else {
+                reader.fail("listen", top["listen"], "\"\(text)\" is not host:port, [v6]:port or unix:/path")
+            }
+        }
+        if let realm = reader.string(top["realm"], key: "realm") {
+            if realm.isEmpty || realm.containsControlCharacter {
+                reader.fail("realm", top["realm"], "must be non-empty text without control characters")
+            } else {
+                configuration.realm = realm
+            }
+        }
+        if let proxies = reader.strings(top["trusted_proxies"], key: "trusted_proxies") {
+            var networks: [IPNetwork] = []
+            for (index, text) in proxies.enumerated() {
+                if let network = IPNetwork(parsing: text) {
+                    networks.append(network)
+                } else {
+                    reader.fail("trusted_proxies[\(index + 1)]", reader.sequence(top["trusted_proxies"], key: "")?[index], "\"\(text)\" is not an address or CIDR network")
+                }
+            }
+            configuration.trustedProxies = networks
+        }
+        configuration.backends = parseBackends(top["backends"], reader: reader, baseDirectory: baseDirectory)
+        if let cache = reader.mapping(top["cache"], key: "cache", allowed: ["ttl", "negative_ttl", "stale_grace", "max_entries"]) {
+            if let value = reader.duration(cache["ttl"], key: "cache.ttl") { configuration.cache.ttl = value }
+            if let value = reader.duration(cache["negative_ttl"], key: "cache.negative_ttl") { configuration.cache.negativeTTL = value }
+            if let value = reader.duration(cache["stale_grace"], key: "cache.stale_grace") { configuration.cache.staleGrace = value }
+            if let value = reader.integer(cache["max_entries"], key: "cache.max_entries", range: 0...10_000_000) { configuration.cache.maxEntries = value }
+        }
+        if let lockout = reader.mapping(top["lockout"], key: "lockout", allowed: ["max_failures", "window"]) {
+            if let value = reader.integer(lockout["max_failures"], key: "lockout.max_failures", range: 0...1_000_000) {
+                configuration.lockout.maxFailures = value
+            }
+            if let value = reader.duration(lockout["window"], key: "lockout.window") { configuration.lockout.window = value }
+        }
+        if let log = reader.mapping(top["log"], key: "log", allowed: ["level", "format", "denials_only"]) {
+            if let level = reader.string(log["level"], key: "log.level") {
+                let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+                if levels.contains(level) { configuration.log.level = level } else {
+                    reader.fail("log.level", log["level"], "\"\(level)\" is not one of \(levels.joined(separator: ", "))")
+                }
+            }
+            if let format = reader.string(log["format"], key: "log.format") {
+                if let value = LogConfiguration.Format(rawValue: format) { configuration.log.format = value } else {
+                    reader.fail("log.format", log["format"], "\"\(format)\" is not text or json")
+                }
+            }
+            if let value = reader.bool(log["denials_only"], key: "log.denials_only") { configuration.log.denialsOnly = value }
+        }
+        configuration.policies = parsePolicies(top["policies"], reader: reader)
+
+        if let name = reader.string(top["default_policy"], key: "default_policy") {
+            configuration.defaultPolicy = name
+            if !configuration.policies.contains(where: { $0.name == name }) {
+                reader.fail("default_policy", top["default_policy"], "names no policy under `policies`")
+            }
+        } else if configuration.policies.count == 1 {
+            configuration.defaultPolicy = configuration.policies[0].name
+        } else if !configuration.policies.isEmpty, !configuration.policies.contains(where: { $0.name == "registry" }) {
+            reader.fail("default_policy", root, "is required when there are several policies and none is called registry")
+        }
+        guard reader.errors.isEmpty else { throw ConfigurationErrors(reader.errors) }
+        return configuration
+    }
+
+    private static func parseBackends(_ node: Node?, reader: YAMLReader, baseDirectory: String) -> [BackendConfiguration] {
+        guard let node else {
+            reader.fail("backends", nil, "is required: at least one backend")
+            return []
+        }
+        guard let items = reader.sequence(node, key: "backends") else { return [] }
+        if items.isEmpty { reader.fail("backends", node, "needs at least one backend") }
+        var backends: [BackendConfiguration] = []
+        var names: Set<String> = []
+        for (index, item) in items.enumerated() {
+            let key = "backends[\(index + 1)]"
+            guard case .mapping(let raw) = item else {
+                reader.fail(key, item, "expected a mapping")
+                continue
+            }
+            let type = raw["type"]?.string
+            switch type {
+            case "htpasswd":
+                guard let fields = reader.mapping(item, key: key, allowed: ["name", "type", "file", "groups_file"]) else { continue }
+                guard let name = requiredName(fields, key: key, node: item, reader: reader, names: &names) else { continue }
+                guard let file = reader.string(fields["file"], key: "\(key).file") else {
+                    if fields["file"] == nil { reader.fail("\(key).file", item, "is required for an htpasswd backend") }
+                    continue
+                }
+                let path = resolve(file, baseDirectory)
+                if FileStamp(path: path) == nil { reader.fail("\(key).file", fields["file"], "\(path) does not exist or cannot be read") }
+                var groupsPath: String?
+                if let groups = reader.string(fields["groups_file"], key: "\(key).groups_file") {
+                    groupsPath = resolve(groups, baseDirectory)
+                    if FileStamp(path: groupsPath!) == nil {
+                        reader.fail("\(key).groups_file", fields["groups_file"], "\(groupsPath!) does not exist or cannot be read")
+                    }
+                }
+                backends.append(.htpasswd(name: name, file: path, groupsFile: groupsPath))
+            case "ldap":
+                reader.fail("\(key).type", raw["type"], "the ldap backend is not available in this build yet")
+            case nil:
+                reader.fail("\(key).type", item, "is required (htpasswd or ldap)")
+            case let other?:
+                reader.fail("\(key).type", raw["type"], "\"\(other)\" is not htpasswd or ldap")
+            }
+        }
+        return backends
+    }
+
+    private static func requiredName(_ fields: [String: Node], key: String, node: Node, reader: YAMLReader, names: inout Set<String>) -> String? {
+        guard let name = reader.string(fields["name"], key: "\(key).name") else {
+            if fields["name"] == nil { reader.fail("\(key).name", node, "is required") }
+            return nil
+        }
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            reader.fail("\(key).name", fields["name"], "use letters, digits, '-' and '_'")
+            return nil
+        }
+        guard names.insert(name).inserted else {
+            reader.fail("\(key).name", fields["name"], "\"\(name)\" is used by another backend")
+            return nil
+        }
+        return name
+    }
+
+    private static func resolve(_ path: String, _ baseDirectory: String) -> String {
+        path.hasPrefix("/") ? path : (baseDirectory.hasSuffix("/") ? baseDirectory + path : baseDirectory + "/" + path)
+    }
+
+    private static func parsePolicies(_ node: Node?, reader: YAMLReader) -> [Policy] {
+        guard let node else {
+            reader.fail("policies", nil, "is required: at least one policy")
+            return []
+        }
+        guard case .mapping(let mapping) = node else {
+            reader.fail("policies", node, "expected a mapping of policy names to policies")
+            return []
+        }
+        var policies: [Policy] = []
+        for (nameNode, body) in mapping {
+            guard let name = nameNode.string else { continue }
+            let key = "policies.\(name)"
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+                reader.fail(key, nameNode, "policy names use letters, digits, '-' and '_' (they appear in /auth/{policy})")
+                continue
+            }
+            guard let fields = reader.mapping(body, key: key, allowed: ["type", "rules"]) else { continue }
+            guard let typeText = reader.string(fields["type"], key: "\(key).type") else {
+                if fields["type"] == nil { reader.fail("\(key).type", body, "is required (registry or http)") }
+                continue
+            }
+            guard let kind = Policy.Kind(rawValue: typeText) else {
+                reader.fail("\(key).type", fields["type"], "\"\(typeText)\" is not registry or http")
+                continue
+            }
+            let ruleNodes = reader.sequence(fields["rules"], key: "\(key).rules") ?? []
+            if fields["rules"] == nil { reader.fail("\(key).rules", body, "is required (an empty list denies everything)") }
+            var rules: [Rule] = []
+            for (index, ruleNode) in ruleNodes.enumerated() {
+                if let rule = parseRule(ruleNode, policy: name, kind: kind, position: index + 1, reader: reader) { rules.append(rule) }
+            }
+            policies.append(Policy(name: name, kind: kind, rules: rules))
+        }
+        if policies.isEmpty && reader.errors.isEmpty { reader.fail("policies", node, "needs at least one policy") }
+        return policies
+    }
+
+    private static func parseRule(_ node: Node, policy: String, kind: Policy.Kind, position: Int, reader: YAMLReader) -> Rule? {
+        let key = "policies.\(policy).rules[\(position)]"
+        let whereKey = kind == .registry ? "repositories" : "paths"
+        let whatKey = kind == .registry ? "allow" : "methods"
+        guard let fields = reader.mapping(node, key: key, allowed: ["name", "users", "groups", "anonymous", whereKey, whatKey]) else { return nil }
+        let errorCount = reader.errors.count
+        let label = reader.string(fields["name"], key: "\(key).name") ?? "\(policy)#\(position)"
+        let users = reader.strings(fields["users"], key: "\(key).users") ?? []
+        let groups = reader.strings(fields["groups"], key: "\(key).groups") ?? []
+        let anonymous = reader.bool(fields["anonymous"], key: "\(key).anonymous") ?? false
+        if users.isEmpty && groups.isEmpty && !anonymous {
+            reader.fail(key, node, "a rule needs a subject: users, groups or anonymous: true")
+        }
+        for (index, name) in (users + groups).enumerated() where name.isEmpty || name.containsControlCharacter {
+            reader.fail(key, node, "user or group name \(index + 1) is empty or has control characters")
+        }
+        var resources: [Glob]?
+        if let patterns = reader.strings(fields[whereKey], key: "\(key).\(whereKey)") {
+            var globs: [Glob] = []
+            for (index, pattern) in patterns.enumerated() {
+                do {
+                    let glob = try Glob(pattern)
+                    if kind == .http, !pattern.hasPrefix("/") {
+                        reader.fail("\(key).paths[\(index + 1)]", fields[whereKey], "a path pattern starts with '/'")
+                    }
+                    globs.append(glob)
+                } catch {
+                    reader.fail("\(key).\(whereKey)[\(index + 1)]", fields[whereKey], error.description)
+                }
+            }
+            if patterns.isEmpty { reader.fail("\(key).\(whereKey)", fields[whereKey], "an empty list matches nothing; leave the key out to match everywhere") }
+            resources = globs
+        }
+        var allowed: Set<String>?
+        switch kind {
+        case .registry:
+            if let actions = reader.strings(fields["allow"], key: "\(key).allow") {
+                for action in actions where RegistryAction(rawValue: action) == nil || action == "login" {
+                    reader.fail("\(key).allow", fields["allow"], "\"\(action)\" is not one of pull, push, delete, catalog")
+                }
+                allowed = Set(actions)
+            } else if fields["allow"] == nil {
+                reader.fail("\(key).allow", node, "is required in a registry rule (allow: [] denies)")
+            }
+        case .http:
+            if let methods = reader.strings(fields["methods"], key: "\(key).methods") {
+                for method in methods where method.isEmpty || !method.allSatisfy({ $0.isASCII && ($0.isUppercase || $0 == "-") }) {
+                    reader.fail("\(key).methods", fields["methods"], "\"\(method)\" is not an upper-case HTTP method")
+                }
+                allowed = Set(methods)
+            }
+        }
+        guard reader.errors.count == errorCount else { return nil }
+        return Rule(label: label, users: users, groups: groups, anonymous: anonymous, resources: resources, allowed: allowed)
+    }
+}

@@ -1,0 +1,48 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+/// A source of users, passwords and groups (htpasswd files, an LDAP directory).
+///
+/// Backends are asked in configuration order; the first that knows the user decides.
+public protocol CredentialBackend: Sendable {
+    /// The backend's `name` from the configuration, reported in `X-Auth-Backend`.
+    var name: String { get }
+
+    /// Checks a user's password. Throws ``BackendUnavailable`` when the answer cannot be known
+    /// (a directory that is down), which must never be mistaken for a wrong password.
+    func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult
+
+    /// The identity of `user` without checking a password, for operators' what-if questions.
+    func identity(of user: String) async throws -> Identity?
+
+    /// Spends the time a real verification of `credentials` would, with no result, so that an
+    /// unknown user cannot be told from a wrong password by timing.
+    func equaliseTiming(_ credentials: BasicCredentials) async
+
+    /// Nil when the backend can answer, else why not.
+    func readinessProblem() async -> String?
+}
+
+/// What a backend says about a user and password.
+public enum AuthenticationResult: Sendable, Equatable {
+    /// The password is right and the account usable.
+    case authenticated(Identity)
+    /// The backend knows the user but refuses: wrong password, locked or disabled account.
+    /// The reason goes to logs only; clients see a plain 401.
+    case rejected(reason: String)
+    /// The backend does not know the user; the next backend is asked.
+    case unknownUser
+}
+
+/// A backend could not answer (directory unreachable, timed out, file unreadable).
+public struct BackendUnavailable: Error, Sendable, CustomStringConvertible {
+    public let backend: String
+    public let reason: String
+
+    public init(backend: String, reason: String) {
+        self.backend = backend
+        self.reason = reason
+    }
+
+    public var description: String { "backend \(backend) is unavailable: \(reason)" }
+}

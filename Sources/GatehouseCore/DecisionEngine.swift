@@ -1,0 +1,160 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+/// Turns an ``AuthRequest`` into a ``Decision``: the one code path behind `/auth` and
+/// `gatehouse check`.
+///
+/// Order: pick the policy; refuse a non-canonical target (403, before any password work);
+/// authenticate against the backends in order; run the rules for every access the request
+/// needs. Anything unexpected fails closed.
+public struct DecisionEngine: Sendable {
+    public let realm: String
+    public let defaultPolicy: String
+    public let policies: [String: Policy]
+    public let backends: [any CredentialBackend]
+
+    public init(realm: String, defaultPolicy: String, policies: [Policy], backends: [any CredentialBackend]) {
+        self.realm = realm
+        self.defaultPolicy = defaultPolicy
+        self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.backends = backends
+    }
+
+    /// The `WWW-Authenticate` value of every 401.
+    public var challenge: String {
+        var escaped = ""
+        for character in realm {
+            if character == "\\" || character == "\"" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return "Basic realm=\"\(escaped)\", charset=\"UTF-8\""
+    }
+
+    public func decide(_ request: AuthRequest) async -> Decision {
+        let policyName = request.policyName ?? defaultPolicy
+        guard let policy = policies[policyName] else {
+            return .make(.deny, policy: policyName, rule: "unknown-policy", reason: "there is no policy named \(policyName)", status: 404)
+        }
+
+        // 1. The target.
+        let accesses: [Access]
+        switch request.originalURIs.count {
+        case 0:
+            return .make(.deny, policy: policy.name, rule: "invalid-request", reason: "the request has no X-Original-URI")
+        case 1:
+            do {
+                let uri = try OriginalURI(validating: request.originalURIs[0])
+                accesses = try policy.accesses(method: request.method, uri: uri)
+            } catch {
+                return .make(.deny, policy: policy.name, rule: "invalid-request", reason: error.description)
+            }
+        default:
+            return .make(.deny, policy: policy.name, rule: "invalid-request", reason: "the request has more than one X-Original-URI")
+        }
+        var decision = Decision.make(.deny, policy: policy.name, rule: "default-deny", reason: "")
+        decision.action = accesses[0].action
+        decision.repository = accesses[0].resource
+
+        // 2. The requester.
+        let identity: Identity?
+        switch await authenticate(request.credentials) {
+        case .success(let found):
+            identity = found
+        case .failure(.challenge(let reason, let detail)):
+            decision.outcome = .challenge
+            decision.status = 401
+            decision.rule = "authentication"
+            decision.reason = reason
+            decision.logDetail = detail
+            return decision
+        case .failure(.unavailable(let reason)):
+            decision.outcome = .unavailable
+            decision.status = 503
+            decision.rule = "backend-unavailable"
+            decision.reason = reason
+            return decision
+        }
+        decision.user = identity?.user
+        decision.groups = identity?.groups ?? []
+        decision.backend = identity?.backend
+
+        // 3. The rules, for every access the request needs.
+        var first: RuleVerdict?
+        for access in accesses {
+            let verdict = policy.evaluate(access, identity: identity)
+            decision.trace += verdict.trace
+            if first == nil { first = verdict }
+            guard verdict.allowed else {
+                decision.outcome = identity == nil ? .challenge : .deny
+                decision.status = decision.outcome.defaultStatus
+                decision.rule = verdict.rule
+                decision.reason = verdict.reason
+                return decision
+            }
+        }
+        decision.outcome = .allow
+        decision.status = 200
+        decision.rule = first?.rule ?? "default-deny"
+        decision.reason = accesses.count > 1 ? accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? "")
+        return decision
+    }
+
+    private enum AuthenticationFailure: Error {
+        /// 401. `reason` is what the client may see; `detail` is for the log only.
+        case challenge(reason: String, detail: String?)
+        case unavailable(String)
+    }
+
+    /// The one sentence every failed login gets, whatever the cause: a 401 never says whether
+    /// the user exists.
+    static let invalidCredentials = "invalid user name or password"
+
+    private func authenticate(_ credentials: AuthRequest.Credentials) async -> Result<Identity?, AuthenticationFailure> {
+        let parsed: BasicCredentials
+        switch credentials {
+        case .anonymous, .authorizationHeaders([]):
+            return .success(nil)
+        case .authorizationHeaders(let values) where values.count > 1:
+            return .failure(.challenge(reason: "the request has more than one Authorization header", detail: nil))
+        case .authorizationHeaders(let values):
+            do {
+                parsed = try BasicCredentials(authorizationHeader: values[0])
+            } catch {
+                return .failure(.challenge(reason: "malformed credentials: \(error)", detail: nil))
+            }
+        case .password(let user, let password):
+            do {
+                parsed = try BasicCredentials(user: user, password: password)
+            } catch {
+                return .failure(.challenge(reason: "malformed credentials: \(error)", detail: nil))
+            }
+        case .assumeAuthenticated(let user):
+            for backend in backends {
+                do {
+                    if let identity = try await backend.identity(of: user) { return .success(identity) }
+                } catch {
+                    return .failure(.unavailable("\(error)"))
+                }
+            }
+            return .failure(.challenge(reason: "no backend knows user \(user)", detail: nil))
+        }
+
+        for backend in backends {
+            do {
+                switch try await backend.authenticate(parsed) {
+                case .authenticated(let identity):
+                    return .success(identity)
+                case .rejected(let why):
+                    return .failure(.challenge(reason: Self.invalidCredentials, detail: "\(backend.name): \(why)"))
+                case .unknownUser:
+                    continue
+                }
+            } catch {
+                // Never a 401: an outage must not look like a wrong password.
+                return .failure(.unavailable("\(error)"))
+            }
+        }
+        if let first = backends.first { await first.equaliseTiming(parsed) }
+        return .failure(.challenge(reason: Self.invalidCredentials, detail: "unknown user"))
+    }
+}

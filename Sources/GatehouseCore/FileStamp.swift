@@ -1,0 +1,57 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import Glibc
+
+/// What identifies one version of a file on disk: editors that write in place change the
+/// modification time and size; editors that replace the file change the inode.
+struct FileStamp: Equatable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let modified: timespec
+    let changed: timespec
+
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = info.st_mtim
+        changed = info.st_ctim
+    }
+
+    static func == (lhs: FileStamp, rhs: FileStamp) -> Bool {
+        lhs.device == rhs.device && lhs.inode == rhs.inode && lhs.size == rhs.size
+            && lhs.modified.tv_sec == rhs.modified.tv_sec && lhs.modified.tv_nsec == rhs.modified.tv_nsec
+            && lhs.changed.tv_sec == rhs.changed.tv_sec && lhs.changed.tv_nsec == rhs.changed.tv_nsec
+    }
+}
+
+/// Reads a whole text file; throws with the path and the system's reason.
+func readTextFile(_ path: String) throws(FileReadError) -> String {
+    guard let file = fopen(path, "rb") else { throw FileReadError(path: path, reason: String(cString: strerror(errno))) }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
+        if count < buffer.count {
+            if ferror(file) != 0 { throw FileReadError(path: path, reason: String(cString: strerror(errno))) }
+            break
+        }
+        // A credentials file of more than 64 MiB is a mistake, not a user list.
+        if bytes.count > 64 << 20 { throw FileReadError(path: path, reason: "file larger than 64 MiB") }
+    }
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw FileReadError(path: path, reason: "not valid UTF-8") }
+    return text
+}
+
+/// A file could not be read.
+public struct FileReadError: Error, Sendable, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "cannot read \(path): \(reason)" }
+}

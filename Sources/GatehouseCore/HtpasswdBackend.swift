@@ -1,0 +1,155 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+public import Logging
+public import NIOPosix
+import Synchronization
+
+/// Users from an htpasswd file and groups from an Apache group file.
+///
+/// Both files are re-read when they change on disk (checked at most once a second, on the
+/// thread pool). A file that turns unreadable or vanishes keeps the last good contents serving
+/// and logs why. Hashing runs on `NIOThreadPool.singleton`, never on an event loop: bcrypt at
+/// cost 10 takes ≈ 50 ms.
+public final class HtpasswdBackend: CredentialBackend {
+    public let name: String
+    public let passwordPath: String
+    public let groupsPath: String?
+    private let logger: Logger
+    private let threadPool: NIOThreadPool
+    private let state: Mutex<State>
+
+    private struct State {
+        var passwords: HtpasswdFile
+        var groups: HtgroupsFile
+        var passwordStamp: FileStamp?
+        var groupsStamp: FileStamp?
+        var lastCheck: ContinuousClock.Instant
+        var generation: Int
+    }
+
+    /// How often the files are checked for changes.
+    static let recheckInterval = Duration.seconds(1)
+
+    /// Loads both files now; throws if either cannot be read.
+    public init(
+        name: String,
+        passwordPath: String,
+        groupsPath: String?,
+        logger: Logger,
+        threadPool: NIOThreadPool = .singleton
+    ) throws(FileReadError) {
+        self.name = name
+        self.passwordPath = passwordPath
+        self.groupsPath = groupsPath
+        self.logger = logger
+        self.threadPool = threadPool
+        let passwordStamp = FileStamp(path: passwordPath)
+        let passwords = HtpasswdFile(parsing: try readTextFile(passwordPath), path: passwordPath)
+        let groupsStamp = groupsPath.flatMap { FileStamp(path: $0) }
+        let groups = try groupsPath.map { path throws(FileReadError) in HtgroupsFile(parsing: try readTextFile(path), path: path) } ?? HtgroupsFile()
+        for diagnostic in passwords.diagnostics + groups.diagnostics {
+            logger.warning("\(diagnostic)", metadata: ["backend": "\(name)"])
+        }
+        state = Mutex(
+            State(
+                passwords: passwords,
+                groups: groups,
+                passwordStamp: passwordStamp,
+                groupsStamp: groupsStamp,
+                lastCheck: .now,
+                generation: 0
+            )
+        )
+    }
+
+    /// Diagnostics of the files as last loaded.
+    public var diagnostics: [FileDiagnostic] {
+        state.withLock { $0.passwords.diagnostics + $0.groups.diagnostics }
+    }
+
+    /// Counts reloads; changes whenever a file was re-read.
+    public var generation: Int { state.withLock { $0.generation } }
+
+    public func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult {
+        try await threadPool.runIfActive {
+            let (hash, groups) = self.lookUp(credentials.user)
+            guard let hash else { return .unknownUser }
+            guard hash != .locked else { return .rejected(reason: "account locked in \(self.passwordPath)") }
+            guard hash.verify(credentials.password) else { return .rejected(reason: "wrong password") }
+            return .authenticated(Identity(user: credentials.user, groups: groups, backend: self.name))
+        }
+    }
+
+    public func identity(of user: String) async throws -> Identity? {
+        try await threadPool.runIfActive {
+            let (hash, groups) = self.lookUp(user)
+            guard hash != nil else { return nil }
+            return Identity(user: user, groups: groups, backend: self.name)
+        }
+    }
+
+    public func equaliseTiming(_ credentials: BasicCredentials) async {
+        _ = try? await threadPool.runIfActive {
+            let dummy = self.state.withLock { $0.passwords.timingDummy }
+            _ = dummy?.verify(credentials.password)
+        }
+    }
+
+    public func readinessProblem() async -> String? {
+        FileStamp(path: passwordPath) == nil ? "\(passwordPath) cannot be read" : nil
+    }
+
+    /// Re-reads whichever file changed on disk; called before each lookup at most once a second.
+    public func reloadIfChanged(force: Bool = false) {
+        let due = state.withLock { state -> Bool in
+            guard force || state.lastCheck.duration(to: .now) >= Self.recheckInterval else { return false }
+            state.lastCheck = .now
+            return true
+        }
+        guard due else { return }
+        let (oldPasswordStamp, oldGroupsStamp) = state.withLock { ($0.passwordStamp, $0.groupsStamp) }
+        let passwordStamp = FileStamp(path: passwordPath)
+        let groupsStamp = groupsPath.flatMap { FileStamp(path: $0) }
+        var newPasswords: HtpasswdFile?
+        var newGroups: HtgroupsFile?
+        if passwordStamp != oldPasswordStamp {
+            do {
+                newPasswords = HtpasswdFile(parsing: try readTextFile(passwordPath), path: passwordPath)
+            } catch {
+                logger.error("keeping the previous users: \(error)", metadata: ["backend": "\(name)"])
+            }
+        }
+        if let groupsPath, groupsStamp != oldGroupsStamp {
+            do {
+                newGroups = HtgroupsFile(parsing: try readTextFile(groupsPath), path: groupsPath)
+            } catch {
+                logger.error("keeping the previous groups: \(error)", metadata: ["backend": "\(name)"])
+            }
+        }
+        guard newPasswords != nil || newGroups != nil else { return }
+        for diagnostic in (newPasswords?.diagnostics ?? []) + (newGroups?.diagnostics ?? []) {
+            logger.warning("\(diagnostic)", metadata: ["backend": "\(name)"])
+        }
+        state.withLock { state in
+            if let newPasswords {
+                state.passwords = newPasswords
+                state.passwordStamp = passwordStamp
+            }
+            if let newGroups {
+                state.groups = newGroups
+                state.groupsStamp = groupsStamp
+            }
+            state.generation += 1
+        }
+        logger.info(
+            "reloaded",
+            metadata: ["backend": "\(name)", "users": "\(newPasswords.map { "\($0.entries.count)" } ?? "unchanged")"]
+        )
+    }
+
+    private func lookUp(_ user: String) -> (PasswordHash?, [String]) {
+        reloadIfChanged()
+        return state.withLock { ($0.passwords.entries[user], $0.groups.groups(of: user)) }
+    }
+}

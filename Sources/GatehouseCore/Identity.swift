@@ -1,0 +1,30 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+/// Who a request comes from once a backend has vouched for it.
+public struct Identity: Sendable, Equatable {
+    /// The canonical user name used by rules, headers and logs.
+    public let user: String
+    /// Group names, sorted.
+    public let groups: [String]
+    /// The `name` of the backend that vouched for the user.
+    public let backend: String
+    /// LDAP group names compare case-insensitively; htgroups names exactly.
+    public let groupsAreCaseInsensitive: Bool
+
+    public init(user: String, groups: [String], backend: String, groupsAreCaseInsensitive: Bool = false) {
+        self.user = user
+        self.groups = groups.sorted()
+        self.backend = backend
+        self.groupsAreCaseInsensitive = groupsAreCaseInsensitive
+    }
+
+    /// Whether the user is in `group`.
+    public func isMember(of group: String) -> Bool {
+        if groupsAreCaseInsensitive {
+            let wanted = group.lowercased()
+            return groups.contains { $0.lowercased() == wanted }
+        }
+        return groups.contains(group)
+    }
+}
