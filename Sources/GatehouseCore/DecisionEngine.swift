@@ -145,7 +145,7 @@ public struct DecisionEngine: Sendable {
                 case .authenticated(let identity):
                     return .success(identity)
                 case .rejected(let why):
-                    return .failure(.challenge(reason: Self.invalidCredentials, detail: "\(backend.name): \(why)"))
+                    return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" in \(backend.name): \(why)"))
                 case .unknownUser:
                     continue
                 }
@@ -155,6 +155,6 @@ public struct DecisionEngine: Sendable {
             }
         }
         if let first = backends.first { await first.equaliseTiming(parsed) }
-        return .failure(.challenge(reason: Self.invalidCredentials, detail: "unknown user"))
+        return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" is in no backend"))
     }
 }

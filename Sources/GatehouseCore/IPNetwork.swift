@@ -54,3 +54,10 @@ public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 }
+
+extension IPNetwork {
+    /// Whether `text` is a textual IPv4 or IPv6 address.
+    public static func addressBytesValid(_ text: String) -> Bool {
+        addressBytes(text) != nil
+    }
+}

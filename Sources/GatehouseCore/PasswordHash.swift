@@ -2,7 +2,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Crypto
-import Foundation
 
 /// A stored password hash from an htpasswd file, in one of the formats Apache and nginx accept.
 ///

@@ -1,0 +1,19 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+public import Logging
+
+extension DecisionEngine {
+    /// Builds the engine and its backends from a validated configuration. Throws when a backend
+    /// cannot start (an htpasswd file that cannot be read).
+    public init(configuration: Configuration, logger: Logger) throws {
+        var backends: [any CredentialBackend] = []
+        for backend in configuration.backends {
+            switch backend {
+            case .htpasswd(let name, let file, let groupsFile):
+                backends.append(try HtpasswdBackend(name: name, passwordPath: file, groupsPath: groupsFile, logger: logger))
+            }
+        }
+        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends)
+    }
+}

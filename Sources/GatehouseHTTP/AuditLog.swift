@@ -1,0 +1,58 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import GatehouseCore
+import Logging
+
+/// One log line per decision, never with a password, a hash or an `Authorization` value.
+/// Values that came from a client are escaped, so that nobody can forge log lines.
+struct AuditLog {
+    let logger: Logger
+
+    func record(_ decision: Decision, method: String, uri: String?, client: String?, configuration: LogConfiguration, latency: Duration) {
+        if configuration.denialsOnly, decision.outcome == .allow { return }
+        var metadata: Logger.Metadata = [
+            "decision": .string(decision.outcome.rawValue),
+            "status": .stringConvertible(decision.status),
+            "policy": .string(Self.escape(decision.policy)),
+            "rule": .string(Self.escape(decision.rule)),
+            "method": .string(Self.escape(method)),
+            "uri": .string(Self.escape(uri ?? "-")),
+            "client": .string(Self.escape(client ?? "-")),
+            "user": .string(Self.escape(decision.user ?? "-")),
+            "backend": .string(decision.backend ?? "-"),
+            "cached": .stringConvertible(decision.cached),
+            "latency_ms": .string(Self.milliseconds(latency)),
+        ]
+        if let action = decision.action { metadata["action"] = .string(action) }
+        if let repository = decision.repository { metadata["repository"] = .string(Self.escape(repository)) }
+        if let detail = decision.logDetail { metadata["detail"] = .string(Self.escape(detail)) }
+        metadata["reason"] = .string(Self.escape(decision.reason))
+        logger.info("decision", metadata: metadata)
+    }
+
+    /// Control characters, quotes and backslashes become visible escapes; long values are cut.
+    static func escape(_ value: String) -> String {
+        var output = ""
+        for scalar in value.unicodeScalars.prefix(512) {
+            switch scalar {
+            case "\\": output += "\\\\"
+            case "\"": output += "\\\""
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case _ where scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format:
+                output += "\\u{\(String(scalar.value, radix: 16))}"
+            default: output.unicodeScalars.append(scalar)
+            }
+        }
+        if value.unicodeScalars.count > 512 { output += "…" }
+        return output
+    }
+
+    private static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        return "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"
+    }
+}

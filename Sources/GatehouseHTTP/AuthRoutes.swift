@@ -1,0 +1,81 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import GatehouseCore
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// `/auth`, `/auth/{policy}`, `/healthz` and `/readyz`.
+struct AuthRoutes {
+    static let originalMethod = HTTPField.Name("X-Original-Method")!
+    static let originalURI = HTTPField.Name("X-Original-URI")!
+    static let realIP = HTTPField.Name("X-Real-IP")!
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
+    /// nginx sends auth subrequests as GET, but a person with curl may use any method.
+    static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options]
+
+    let store: EngineStore
+    let audit: AuditLog
+
+    func register(on router: Router<GatehouseRequestContext>) {
+        for method in Self.methods {
+            router.on("/auth", method: method) { request, context in
+                await self.decide(request, context: context, policy: nil)
+            }
+            router.on("/auth/:policy", method: method) { request, context in
+                await self.decide(request, context: context, policy: context.parameters.get("policy"))
+            }
+        }
+        router.get("/healthz") { _, _ in Response(status: .ok) }
+        router.get("/readyz") { _, _ in await self.readiness() }
+    }
+
+    func decide(_ request: Request, context: GatehouseRequestContext, policy: String?) async -> Response {
+        let started = ContinuousClock.now
+        let snapshot = store.snapshot
+        let headers = request.headers
+        let method = headers[Self.originalMethod] ?? request.method.rawValue
+        let uris = headers[values: Self.originalURI]
+        let client = ClientAddress.resolve(
+            peer: context.remoteAddress,
+            realIP: headers[Self.realIP],
+            forwardedFor: headers[values: Self.forwardedFor],
+            trustedProxies: snapshot.configuration.trustedProxies
+        )
+        let authRequest = AuthRequest(
+            credentials: .authorizationHeaders(headers[values: .authorization]),
+            method: method,
+            originalURIs: uris,
+            policyName: policy,
+            clientAddress: client
+        )
+        let decision = await snapshot.engine.decide(authRequest)
+        audit.record(
+            decision,
+            method: method,
+            uri: uris.first,
+            client: client,
+            configuration: snapshot.configuration.log,
+            latency: started.duration(to: .now)
+        )
+        return DecisionResponse.response(for: decision, challenge: snapshot.engine.challenge, explain: Self.wantsExplanation(request.uri.query))
+    }
+
+    private func readiness() async -> Response {
+        var problems: [String] = []
+        for backend in store.snapshot.engine.backends {
+            if let problem = await backend.readinessProblem() { problems.append("\(backend.name): \(problem)") }
+        }
+        guard problems.isEmpty else {
+            return Response(status: .serviceUnavailable, body: ResponseBody(byteBuffer: .init(string: problems.joined(separator: "\n") + "\n")))
+        }
+        return Response(status: .ok)
+    }
+
+    static func wantsExplanation(_ query: String?) -> Bool {
+        guard let query else { return false }
+        return query.split(separator: "&").contains { $0 == "explain" || $0.hasPrefix("explain=") }
+    }
+}

@@ -1,0 +1,39 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import GatehouseCore
+import NIOCore
+
+/// The client's address: the peer itself, unless the peer is a trusted proxy (nginx), whose
+/// `X-Real-IP` or `X-Forwarded-For` is then believed. A unix-socket peer is local, hence trusted.
+enum ClientAddress {
+    static func resolve(peer: SocketAddress?, realIP: String?, forwardedFor: [String], trustedProxies: [IPNetwork]) -> String? {
+        let peerAddress: String?
+        let peerTrusted: Bool
+        switch peer {
+        case .unixDomainSocket?:
+            peerAddress = "unix"
+            peerTrusted = true
+        case let address?:
+            peerAddress = address.ipAddress
+            peerTrusted = address.ipAddress.map { ip in trustedProxies.contains { $0.contains(ip) } } ?? false
+        case nil:
+            peerAddress = nil
+            peerTrusted = false
+        }
+        guard peerTrusted else { return peerAddress }
+        if let realIP = realIP?.trimmingSpaces, IPNetwork.addressBytesValid(realIP) { return realIP }
+        // The right-most hop that is not one of our proxies is the client as far as we can trust.
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String($0).trimmingSpaces }
+        for hop in hops.reversed() where IPNetwork.addressBytesValid(hop) {
+            if !trustedProxies.contains(where: { $0.contains(hop) }) { return hop }
+        }
+        return peerAddress
+    }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}

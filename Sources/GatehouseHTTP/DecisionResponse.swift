@@ -1,0 +1,48 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import GatehouseCore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// How a ``Decision`` is told to nginx: the status, the `X-Auth-*` headers, the challenge on
+/// 401, and an empty body (`Content-Length: 0`) unless a person asked with `?explain`.
+/// nginx drops its keep-alive connection to an auth server whose answer has a body.
+enum DecisionResponse {
+    static let user = HTTPField.Name("X-Auth-User")!
+    static let groups = HTTPField.Name("X-Auth-Groups")!
+    static let backend = HTTPField.Name("X-Auth-Backend")!
+    static let decision = HTTPField.Name("X-Auth-Decision")!
+    static let rule = HTTPField.Name("X-Auth-Rule")!
+    static let reason = HTTPField.Name("X-Auth-Reason")!
+
+    static func response(for decision: Decision, challenge: String, explain: Bool) -> Response {
+        var headers = HTTPFields()
+        headers[Self.decision] = decision.outcome.rawValue
+        headers[Self.rule] = headerSafe(decision.rule)
+        headers[Self.reason] = headerSafe(decision.reason)
+        if decision.outcome == .allow {
+            if let user = decision.user {
+                headers[Self.user] = headerSafe(user)
+                headers[Self.groups] = headerSafe(decision.groups.joined(separator: ","))
+            }
+            if let backend = decision.backend { headers[Self.backend] = backend }
+        }
+        if decision.status == 401 { headers[.wwwAuthenticate] = challenge }
+        headers[.cacheControl] = "no-store"
+        var body = ResponseBody()
+        if explain {
+            headers[.contentType] = "application/json; charset=utf-8"
+            body = ResponseBody(byteBuffer: ByteBuffer(string: DecisionExplanation(decision).json() + "\n"))
+        }
+        return Response(status: HTTPResponse.Status(code: decision.status), headers: headers, body: body)
+    }
+
+    /// Header values carry no control characters, whatever a client managed to put in a name.
+    static func headerSafe(_ value: String) -> String {
+        String(String.UnicodeScalarView(value.unicodeScalars.prefix(1024).map { scalar in
+            scalar.properties.generalCategory == .control ? "?" : scalar
+        }))
+    }
+}

@@ -1,0 +1,28 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+public import GatehouseCore
+import Synchronization
+
+/// The engine and settings currently serving. A reload replaces them in one step; a request
+/// keeps the snapshot it started with.
+public final class EngineStore: Sendable {
+    /// What one request works with from start to end.
+    public struct Snapshot: Sendable {
+        public let engine: DecisionEngine
+        public let configuration: Configuration
+    }
+
+    private let current: Mutex<Snapshot>
+
+    public init(engine: DecisionEngine, configuration: Configuration) {
+        current = Mutex(Snapshot(engine: engine, configuration: configuration))
+    }
+
+    public var snapshot: Snapshot { current.withLock { $0 } }
+
+    /// Serves `engine` and `configuration` from now on.
+    public func replace(engine: DecisionEngine, configuration: Configuration) {
+        current.withLock { $0 = Snapshot(engine: engine, configuration: configuration) }
+    }
+}

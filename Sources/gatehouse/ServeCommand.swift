@@ -1,0 +1,58 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import ArgumentParser
+import GatehouseCore
+import GatehouseHTTP
+import Hummingbird
+import Logging
+
+/// `gatehouse serve`: the HTTP service nginx asks.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve /auth for nginx auth_request.",
+        discussion: """
+            Without --config, serves the seed policy on the embedded defaults: any user in \
+            --htpasswd may log in and pull; members of --push-group (in --groups) may also push. \
+            SIGHUP rereads the configuration; SIGTERM finishes in-flight requests and exits.
+            """
+    )
+
+    @OptionGroup var source: ConfigurationOptions
+
+    @Option(help: "host:port, [v6]:port or unix:/path (default 127.0.0.1:9180).")
+    var listen: String?
+
+    mutating func validate() throws {
+        if let listen, ListenAddress(parsing: listen) == nil {
+            throw ValidationError("--listen \"\(listen)\" is not host:port, [v6]:port or unix:/path.")
+        }
+    }
+
+    func run() async throws {
+        let source = self.source
+        let listen = self.listen.flatMap(ListenAddress.init(parsing:))
+        let load: @Sendable () throws -> Configuration = {
+            var configuration = try source.load()
+            if let listen { configuration.listen = listen }
+            return configuration
+        }
+        let configuration: Configuration
+        do {
+            configuration = try load()
+        } catch {
+            printError("gatehouse: \(error)")
+            throw ExitCode(2)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: configuration.log.level) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "gatehouse")
+        let app = try buildApplication(configuration: configuration, logger: logger, reload: load)
+        logger.notice("serving", metadata: ["listen": "\(configuration.listen)", "policies": "\(configuration.policies.map(\.name))"])
+        try await app.runService()
+    }
+}
