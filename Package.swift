@@ -70,7 +70,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseCoreTests",
-            dependencies: ["GatehouseCore"],
+            dependencies: [
+                "GatehouseCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -78,9 +81,17 @@ let package = Package(
             dependencies: [
                 "GatehouseCore",
                 "GatehouseHTTP",
-                "gatehouse",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Runs the built `gatehouse` binary, as an operator would.
+        .testTarget(
+            name: "GatehouseCLITests",
+            dependencies: ["gatehouse"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -20,6 +20,8 @@ public struct Decision: Sendable, Equatable {
     public var status: Int
     /// The policy that decided.
     public var policy: String
+    /// The client's address as far as it could be trusted.
+    public var client: String?
     /// The authenticated user, if any.
     public var user: String?
     /// The user's groups, sorted.
@@ -52,6 +54,7 @@ public struct Decision: Sendable, Equatable {
             outcome: outcome,
             status: status ?? outcome.defaultStatus,
             policy: policy,
+            client: nil,
             user: nil,
             groups: [],
             backend: nil,

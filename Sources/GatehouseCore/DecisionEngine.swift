@@ -31,6 +31,12 @@ public struct DecisionEngine: Sendable {
     }
 
     public func decide(_ request: AuthRequest) async -> Decision {
+        var decision = await decideWithoutClient(request)
+        decision.client = request.clientAddress
+        return decision
+    }
+
+    private func decideWithoutClient(_ request: AuthRequest) async -> Decision {
         let policyName = request.policyName ?? defaultPolicy
         guard let policy = policies[policyName] else {
             return .make(.deny, policy: policyName, rule: "unknown-policy", reason: "there is no policy named \(policyName)", status: 404)

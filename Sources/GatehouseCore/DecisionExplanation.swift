@@ -8,6 +8,7 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
     public let decision: Decision.Outcome
     public let status: Int
     public let policy: String
+    public let client: String?
     public let user: String?
     public let groups: [String]
     public let backend: String?
@@ -22,6 +23,7 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
         self.decision = decision.outcome
         status = decision.status
         policy = decision.policy
+        client = decision.client
         user = decision.user
         groups = decision.groups
         backend = decision.backend

@@ -14,9 +14,8 @@ public struct FileDiagnostic: Sendable, Equatable, CustomStringConvertible {
 extension String {
     /// The file's lines without their terminators; `\r\n` files read the same as `\n` files.
     var fileLines: [Substring] {
-        split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.hasSuffix("\r") ? line.dropLast() : line
-        }
+        // "\r\n" is a single Character in Swift: split on both spellings.
+        split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
     }
 
     /// True when the string contains a C0 control character or DEL, which no name in our files may.

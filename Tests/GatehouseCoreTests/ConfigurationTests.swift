@@ -1,0 +1,145 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import GatehouseCore
+import Testing
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    static func withFiles<T>(_ body: (URL) throws -> T) throws -> T {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try write("alice:{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=\n", to: directory.appendingPathComponent("htpasswd"))
+        try write("pushers: alice\n", to: directory.appendingPathComponent("htgroups"))
+        return try body(directory)
+    }
+
+    static let specExample = """
+        listen: 127.0.0.1:9180
+        realm: Registry
+        trusted_proxies: [127.0.0.1/32, "::1/128"]
+        default_policy: registry
+        backends:
+          - name: local
+            type: htpasswd
+            file: htpasswd
+            groups_file: htgroups
+        cache: {ttl: 5m, negative_ttl: 10s, stale_grace: 15m, max_entries: 100000}
+        lockout: {max_failures: 10, window: 5m}
+        log: {level: info, format: text}
+        policies:
+          registry:
+            type: registry
+            rules:
+              - {groups: [registry-admins], allow: [pull, push, delete, catalog]}
+              - {users: ["*"], repositories: ["${user}/*"], allow: [pull, push]}
+              - {groups: [pushers], allow: [pull, push]}
+              - {users: ["*"], allow: [pull]}
+              - {anonymous: true, repositories: ["public/*"], allow: [pull]}
+          wiki:
+            type: http
+            rules:
+              - {users: ["*"], methods: [GET, HEAD], paths: ["/wiki/*"]}
+        """
+
+    @Test func specExampleLoads() throws {
+        try Self.withFiles { directory in
+            let configuration = try Configuration.parse(yaml: Self.specExample, baseDirectory: directory.path)
+            #expect(configuration.listen == .tcp(host: "127.0.0.1", port: 9180))
+            #expect(configuration.defaultPolicy == "registry")
+            #expect(configuration.policies.map(\.name) == ["registry", "wiki"])
+            #expect(configuration.policies[0].rules.count == 5)
+            #expect(configuration.policies[0].rules[1].label == "registry#2")
+            #expect(configuration.cache.ttl == .seconds(300))
+            #expect(configuration.lockout.window == .seconds(300))
+            #expect(configuration.backends == [.htpasswd(name: "local", file: directory.path + "/htpasswd", groupsFile: directory.path + "/htgroups")])
+        }
+    }
+
+    @Test func everyErrorIsReportedWithKeyAndLine() throws {
+        let yaml = """
+            listen: somewhere
+            realms: typo
+            backends:
+              - {name: local, type: htpasswd, file: /nonexistent/htpasswd}
+              - {name: local, type: radius}
+            cache: {ttl: five minutes}
+            default_policy: nope
+            policies:
+              registry:
+                type: registry
+                rules:
+                  - {allow: [pull]}
+                  - {users: ["*"], allow: [pul]}
+                  - {users: ["*"], repositories: ["a/***"], allow: [pull]}
+                  - {users: ["*"], paths: ["/x"], allow: [pull]}
+                  - {users: ["*"]}
+              web:
+                type: http
+                rules:
+                  - {users: ["*"], methods: [get]}
+            """
+        let errors = try #require(throws: ConfigurationErrors.self) { try Configuration.parse(yaml: yaml) }.errors
+        let found = Set(errors.map { "\($0.line ?? 0) \($0.key)" })
+        let expected: Set<String> = [
+            "1 listen", "2 realms", "4 backends[1].file", "5 backends[2].type", "6 cache.ttl", "7 default_policy",
+            "12 policies.registry.rules[1]", "13 policies.registry.rules[2].allow", "14 policies.registry.rules[3].repositories[1]",
+            "15 policies.registry.rules[4].paths", "16 policies.registry.rules[5].allow", "20 policies.web.rules[1].methods",
+        ]
+        #expect(found == expected, "\(errors)")
+        #expect(errors.allSatisfy { !$0.message.isEmpty })
+    }
+
+    @Test(arguments: [
+        ("", "backends"),
+        ("backends: []\npolicies: {}", "backends"),
+        ("listen: [1, 2]", "listen"),
+        ("policies:\n  registry:\n    type: registry\n", "policies.registry.rules"),
+        ("log: {format: xml}", "log.format"),
+        ("lockout: {max_failures: -1}", "lockout.max_failures"),
+        ("trusted_proxies: [10.0.0.0/33]", "trusted_proxies[1]"),
+        ("policies:\n  a: {type: registry, rules: []}\n  b: {type: registry, rules: []}", "default_policy"),
+        ("not: [valid", ""),
+    ])
+    func brokenConfigurationsNameTheKey(yaml: String, key: String) {
+        let errors = (try? #require(throws: ConfigurationErrors.self) { try Configuration.parse(yaml: yaml) })?.errors ?? []
+        #expect(errors.contains { $0.key == key }, "\(errors)")
+    }
+
+    @Test(arguments: [("500ms", 500), ("10s", 10_000), ("5m", 300_000), ("1h", 3_600_000)])
+    func durations(text: String, milliseconds: Int64) throws {
+        try Self.withFiles { directory in
+            let yaml = "cache: {ttl: \(text)}\nbackends: [{name: l, type: htpasswd, file: htpasswd}]\npolicies: {registry: {type: registry, rules: []}}"
+            let configuration = try Configuration.parse(yaml: yaml, baseDirectory: directory.path)
+            #expect(configuration.cache.ttl == .milliseconds(milliseconds))
+        }
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:9180", ListenAddress.tcp(host: "127.0.0.1", port: 9180)),
+        ("[::1]:80", .tcp(host: "::1", port: 80)),
+        ("0.0.0.0:0", .tcp(host: "0.0.0.0", port: 0)),
+        ("unix:/run/gatehouse.sock", .unix(path: "/run/gatehouse.sock")),
+    ])
+    func listenAddresses(text: String, expected: ListenAddress) {
+        #expect(ListenAddress(parsing: text) == expected)
+    }
+
+    @Test(arguments: ["9180", "host:", ":80", "::1:80", "h:70000", "unix:relative"])
+    func badListenAddresses(text: String) {
+        #expect(ListenAddress(parsing: text) == nil)
+    }
+
+    @Test func networks() throws {
+        let v4 = try #require(IPNetwork(parsing: "10.1.0.0/16"))
+        #expect(v4.contains("10.1.200.3"))
+        #expect(!v4.contains("10.2.0.1"))
+        #expect(v4.contains("::ffff:10.1.0.9"))
+        let v6 = try #require(IPNetwork(parsing: "fd00::/8"))
+        #expect(v6.contains("fd12::1"))
+        #expect(!v6.contains("10.1.0.1"))
+        #expect(IPNetwork(parsing: "127.0.0.1")!.contains("127.0.0.1"))
+        #expect(IPNetwork(parsing: "nonsense") == nil)
+    }
+}

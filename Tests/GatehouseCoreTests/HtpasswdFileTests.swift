@@ -1,0 +1,63 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+@testable import GatehouseCore
+import Testing
+
+@Suite("htpasswd and htgroups files")
+struct HtpasswdFileTests {
+    @Test func parsesEntriesAndReportsMalformedLines() {
+        let text = """
+            # comment
+            alice:{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=
+
+            bob:$apr1$sVflJ26R$svOqQCqJOmq1ftJyOcGbz.:Bob the builder\r
+            no-colon-here
+            :{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=
+            carol:!{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=
+            dave:$apr1$broken
+            alice:{PLAIN}second-line-loses
+            \u{1}eve:{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=
+              # indented comment
+            """
+        let file = HtpasswdFile(parsing: text, path: "users")
+        #expect(Set(file.entries.keys) == ["alice", "bob", "carol", "dave"])
+        #expect(file.entries["alice"]?.verify("correct horse") == true)
+        #expect(file.entries["bob"]?.verify("correct horse") == true, "a trailing comment field and CRLF are allowed")
+        #expect(file.entries["carol"] == .locked)
+        #expect(file.entries["dave"] == .locked, "an unusable hash locks the user instead of letting another backend answer")
+        #expect(file.diagnostics.map(\.line) == [5, 6, 8, 9, 10])
+        #expect(file.diagnostics.allSatisfy { $0.path == "users" })
+        #expect(file.diagnostics[0].description.hasPrefix("users:5: "))
+    }
+
+    @Test func timingDummyComesFromTheMostCommonCostClass() throws {
+        let text = """
+            a:$2y$05$W4CipGcvkSzG1/njsPiPs.WXgvL2UKMDJLhodCfgVCEzsHhAv4/Su
+            b:$2y$05$W4CipGcvkSzG1/njsPiPs.WXgvL2UKMDJLhodCfgVCEzsHhAv4/Su
+            c:{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=
+            d:!locked
+            """
+        let file = HtpasswdFile(parsing: text, path: "users")
+        #expect(file.timingDummy?.costClass == "$2y$05")
+        #expect(HtpasswdFile(parsing: "x:!\n", path: "p").timingDummy == nil)
+    }
+
+    @Test func groupsFileFollowsApache() {
+        let text = """
+            # teams
+            pushers: alice bob
+            readers:carol\tdave
+            pushers: erin
+            bad group: x
+            no-colon
+            empty:
+            """
+        let groups = HtgroupsFile(parsing: text, path: "groups")
+        #expect(groups.groups(of: "alice") == ["pushers"])
+        #expect(groups.groups(of: "erin") == ["pushers"], "a group may span several lines")
+        #expect(groups.groups(of: "dave") == ["readers"])
+        #expect(groups.groups(of: "nobody") == [])
+        #expect(groups.diagnostics.map(\.line) == [5, 6])
+    }
+}
