@@ -1,0 +1,711 @@
+#!/usr/bin/env bash
+# End-to-end test of the nginx kit (nginx/*.conf, nginx/gatehouse.service):
+# skopeo and curl -> private nginx (TLS) -> auth_request -> Gatehouse -> Debian's
+# docker-registry, all on loopback, nothing written outside a temp directory.
+#
+# Needs (Debian packages): nginx-light (or nginx), docker-registry, skopeo,
+# apache2-utils, openssl, curl, python3, iproute2 (ss); systemd (optional, for
+# `systemd-analyze verify`). No Docker engine. Run as root.
+#
+# Usage:   Tests/e2e/nginx-registry-e2e.sh
+# Env:     GATEHOUSE_BIN  the gatehouse binary (default: .build/debug/gatehouse in the
+#                         repository); it is copied to the temp dir before use
+#          KEEP_TMP=1     keep the temp directory (logs, configs) after the run
+#
+# The nginx configuration includes the shipped files: nginx/gatehouse-auth.conf and
+# nginx/gatehouse-identity.conf directly (DIR/snippets is a symlink to nginx/);
+# gatehouse-upstream.conf, registry.conf, registry-behind-lb.conf and webapp.conf
+# through copies in which sed replaces only ports, certificate paths and the
+# load balancer's address (the test checks that no other line differs).
+#
+# Output: one `ok - ...` / `not ok - ...` line per assertion, `# measure: ...`
+# lines, and finally `N passed, M failed`; exit status 1 if anything failed.
+set -u
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+KIT=$REPO/nginx
+GATEHOUSE_BIN=${GATEHOUSE_BIN:-.build/debug/gatehouse}
+case $GATEHOUSE_BIN in /*) ;; *) GATEHOUSE_BIN=$REPO/$GATEHOUSE_BIN ;; esac
+
+PASSED=0
+FAILED=0
+ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
+diag() { sed 's/^/#   /' | tail -n "${1:-15}"; }
+# check DESC EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
+}
+# check_match DESC REGEX TEXT
+check_match() {
+    if printf '%s' "$3" | grep -Eq -- "$2"; then ok "$1"; else not_ok "$1"; echo "#   expected to match: $2"; printf '%s\n' "$3" | diag; fi
+}
+check_nomatch() {
+    if printf '%s' "$3" | grep -Eq -- "$2"; then not_ok "$1"; echo "#   must not match: $2"; printf '%s\n' "$3" | diag; else ok "$1"; fi
+}
+die() { not_ok "setup: $*"; echo "$PASSED passed, $FAILED failed"; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+for tool in nginx docker-registry skopeo openssl curl python3 htpasswd ss; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+[ -x "$GATEHOUSE_BIN" ] || die "no gatehouse binary at $GATEHOUSE_BIN (set GATEHOUSE_BIN)"
+START=$(now)
+
+T=$(mktemp -d /tmp/gatehouse-e2e.XXXXXX) || die "mktemp"
+chmod 755 "$T"
+REG_PID= GATE_PID= NGX1_PID= NGX2_PID=
+cleanup() {
+    local pid
+    for pid in $NGX1_PID $NGX2_PID $GATE_PID $REG_PID; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in $NGX1_PID $NGX2_PID $GATE_PID $REG_PID; do
+        wait "$pid" 2>/dev/null
+    done
+    [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$T"/{bin,logs,pki,certs,registry,images,skopeo} || die "mkdir"
+cp "$GATEHOUSE_BIN" "$T/bin/gatehouse" || die "copy gatehouse"
+GH=$T/bin/gatehouse
+
+# ---------------------------------------------------------------- ports, PKI
+read -r P_REG P_GATE P_NGX P_DIRECT P_WIKI P_ECHO P_LBV P_LBF < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(8)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+') || die "no free ports"
+echo "# ports: registry=$P_REG gatehouse=$P_GATE nginx=$P_NGX direct=$P_DIRECT wiki=$P_WIKI echo=$P_ECHO lb-variant=$P_LBV lb-front=$P_LBF"
+
+(
+    cd "$T/pki" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=Gatehouse e2e CA" -keyout ca.key -out ca.crt &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf &&
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile ext.cnf -out server.crt
+) >"$T/logs/openssl.log" 2>&1 || { diag <"$T/logs/openssl.log"; die "openssl"; }
+cp "$T/pki/ca.crt" "$T/certs/ca.crt"
+CURL=(curl -sS --cacert "$T/pki/ca.crt" --max-time 30)
+
+# wait_http URL [CURL ARGS...]: until the URL answers at all (any status)
+wait_http() {
+    local url=$1 i
+    shift
+    for i in $(seq 1 100); do
+        curl -s -o /dev/null --max-time 2 --cacert "$T/pki/ca.crt" "$@" "$url" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- registry
+cat >"$T/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: $T/registry/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$P_REG
+  secret: gatehouse-e2e-fixed-secret
+EOF
+# The registry maps REGISTRY_* variables onto its configuration: drop them all.
+REG_UNSET=()
+for v in $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/\1/p'); do REG_UNSET+=(-u "$v"); done
+env "${REG_UNSET[@]}" docker-registry serve "$T/registry/config.yml" >"$T/logs/registry.log" 2>&1 &
+REG_PID=$!
+wait_http "http://127.0.0.1:$P_REG/v2/" || { diag <"$T/logs/registry.log"; die "registry did not start"; }
+registry_requests() { grep -Ec 'HTTP/1\.[01]" [0-9]{3} ' "$T/logs/registry.log"; }
+
+# ---------------------------------------------------------------- gatehouse
+PW_READER=reader-e2e-pw PW_PUSHER=pusher-e2e-pw PW_ADMIN=admin-e2e-pw PW_XUSER=xuser-e2e-pw
+{
+    printf '%s' "$PW_READER" | "$GH" hash --cost 5 reader &&
+    printf '%s' "$PW_PUSHER" | "$GH" hash --cost 5 pusher &&
+    printf '%s' "$PW_ADMIN" | "$GH" hash --cost 5 admin &&
+    htpasswd -nbB -C 5 xuser "$PW_XUSER" | sed '/^$/d'    # an Apache-made line too
+} >"$T/htpasswd" 2>"$T/logs/hash.log" || { diag <"$T/logs/hash.log"; die "gatehouse hash"; }
+cat >"$T/htgroups" <<EOF
+pushers: pusher
+registry-admins: admin
+xteam: xuser
+EOF
+cat >"$T/gatehouse.yaml" <<EOF
+listen: 127.0.0.1:$P_GATE
+realm: Registry
+trusted_proxies: [127.0.0.1/32, "::1/128"]
+default_policy: registry
+backends:
+  - {name: local, type: htpasswd, file: $T/htpasswd, groups_file: $T/htgroups}
+policies:
+  registry:
+    type: registry
+    rules:
+      - {groups: [registry-admins], allow: [pull, push, delete, catalog]}
+      # xteam may do nothing under team/, pull and push under x/, pull elsewhere
+      - {groups: [xteam], repositories: ["team/**"], allow: []}
+      - {groups: [xteam], repositories: ["x/**"], allow: [pull, push]}
+      - {groups: [pushers], allow: [pull, push]}
+      - {users: ["*"], allow: [pull]}
+  wiki:
+    type: http
+    rules:
+      - {users: ["*"], methods: [GET, HEAD], paths: ["/wiki/**"]}
+EOF
+"$GH" config check --config "$T/gatehouse.yaml" >"$T/logs/config-check.log" 2>&1 ||
+    { diag <"$T/logs/config-check.log"; die "gatehouse config check"; }
+start_gate() {
+    "$GH" serve --config "$T/gatehouse.yaml" >>"$T/logs/gatehouse.log" 2>&1 &
+    GATE_PID=$!
+    wait_http "http://127.0.0.1:$P_GATE/healthz"
+}
+# stop_gate: SIGTERM; sets GATE_RC (exit status) and GATE_STOP (seconds)
+stop_gate() {
+    local t0
+    t0=$(now)
+    kill -TERM "$GATE_PID" 2>/dev/null
+    wait "$GATE_PID" 2>/dev/null
+    GATE_RC=$?
+    GATE_STOP=$(elapsed "$t0" "$(now)")
+    GATE_PID=
+}
+# decisions: audit lines so far (one per auth subrequest)
+decisions() { grep -c 'decision=' "$T/logs/gatehouse.log"; }
+settle() { sleep 0.3; }
+start_gate || { diag <"$T/logs/gatehouse.log"; die "gatehouse did not start"; }
+
+# ---------------------------------------------------------------- nginx configurations
+# subst FILE DST SED-SCRIPT N: copy nginx/FILE, replacing only deployment values
+# (ports, certificate paths, addresses); N = the number of lines that must change
+subst() {
+    local src=$KIT/$1 dst=$2 changed bad
+    sed "$3" "$src" >"$dst"
+    changed=$(diff "$src" "$dst" | grep -c '^<')
+    bad=$(diff "$src" "$dst" | grep '^<' | grep -Ev '^< +(listen|server|ssl_certificate|ssl_certificate_key|proxy_pass|set_real_ip_from) ')
+    if [ -z "$bad" ] && [ "$changed" -eq "$4" ]; then
+        ok "copy of nginx/$1 differs only in $changed deployment lines (ports, certificates, addresses)"
+    else
+        not_ok "copy of nginx/$1 differs only in deployment lines (changed $changed, expected $4)"
+        diff "$src" "$dst" | diag
+    fi
+}
+NGX_USER="$(id -un) $(id -gn)"
+prepare_nginx_dir() {
+    local d=$1
+    mkdir -p "$d"/{conf.d,logs,tmp/client_body,tmp/proxy,tmp/fastcgi,tmp/uwsgi,tmp/scgi}
+    ln -s "$KIT" "$d/snippets"
+}
+nginx_http_common() {
+    local d=$1
+    cat <<EOF
+    client_body_temp_path $d/tmp/client_body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    default_type application/octet-stream;
+    log_format e2e '\$remote_addr gate_user=\$gatehouse_user "\$request" \$status \$body_bytes_sent \$request_time';
+    access_log $d/logs/access.log e2e;
+EOF
+}
+N1=$T/n1
+N2=$T/n2
+prepare_nginx_dir "$N1"
+prepare_nginx_dir "$N2"
+KEY=$T/pki/server.key CRT=$T/pki/server.crt
+
+subst gatehouse-upstream.conf "$N1/conf.d/gatehouse-upstream.conf" "s#server 127\.0\.0\.1:9180;#server 127.0.0.1:$P_GATE;#" 1
+subst registry.conf "$N1/conf.d/registry.conf" "
+s#listen 443 ssl;#listen 127.0.0.1:$P_NGX ssl;#
+s#server 127\.0\.0\.1:5000;#server 127.0.0.1:$P_REG;#
+s#/etc/nginx/ssl/registry\.example\.com\.crt#$CRT#
+s#/etc/nginx/ssl/registry\.example\.com\.key#$KEY#" 4
+subst webapp.conf "$N1/conf.d/webapp.conf" "
+s#listen 443 ssl;#listen 127.0.0.1:$P_WIKI ssl;#
+s#proxy_pass http://127\.0\.0\.1:8080;#proxy_pass http://127.0.0.1:$P_ECHO;#
+s#/etc/nginx/ssl/wiki\.example\.com\.crt#$CRT#
+s#/etc/nginx/ssl/wiki\.example\.com\.key#$KEY#" 4
+cp "$N1/conf.d/gatehouse-upstream.conf" "$N2/conf.d/gatehouse-upstream.conf"
+subst registry-behind-lb.conf "$N2/conf.d/registry-behind-lb.conf" "
+s#listen 8080;#listen 127.0.0.1:$P_LBV;#
+s#set_real_ip_from 10\.0\.0\.0/8;#set_real_ip_from 127.0.0.1/32;#
+s#server 127\.0\.0\.1:5000;#server 127.0.0.1:$P_REG;#" 3
+
+# Instance 1: registry.conf + webapp.conf, plus test-only servers: an echo
+# upstream for the web app and the same registry without Gatehouse (baseline).
+cat >"$N1/nginx.conf" <<EOF
+user $NGX_USER;
+worker_processes 2;
+pid $N1/nginx.pid;
+error_log $N1/logs/error.log notice;
+events {
+    worker_connections 512;
+}
+http {
+$(nginx_http_common "$N1")
+    include conf.d/gatehouse-upstream.conf;
+    include conf.d/registry.conf;
+    include conf.d/webapp.conf;
+
+    # Test only: the web app's upstream echoes what it received.
+    server {
+        listen 127.0.0.1:$P_ECHO;
+        location / {
+            return 200 "x-auth-user=[\$http_x_auth_user] x-auth-groups=[\$http_x_auth_groups] authorization=[\$http_authorization] uri=[\$request_uri]\n";
+        }
+    }
+
+    # Test only: the same registry through nginx without auth_request (baseline).
+    upstream registry_direct {
+        server 127.0.0.1:$P_REG;
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:$P_DIRECT ssl;
+        ssl_certificate $CRT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        client_max_body_size 0;
+        chunked_transfer_encoding on;
+        location /v2/ {
+            add_header Docker-Distribution-Api-Version \$docker_distribution_api_version always;
+            proxy_pass http://registry_direct;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_read_timeout 900;
+        }
+    }
+}
+EOF
+
+# Instance 2: registry-behind-lb.conf, plus a test-only "load balancer" that
+# terminates TLS and sets X-Forwarded-For (a simulated client 192.0.2.10) and
+# X-Forwarded-Proto, like an ELB in HTTPS mode.
+cat >"$N2/nginx.conf" <<EOF
+user $NGX_USER;
+worker_processes 1;
+pid $N2/nginx.pid;
+error_log $N2/logs/error.log notice;
+events {
+    worker_connections 256;
+}
+http {
+$(nginx_http_common "$N2")
+    include conf.d/gatehouse-upstream.conf;
+    include conf.d/registry-behind-lb.conf;
+
+    server {
+        listen 127.0.0.1:$P_LBF ssl;
+        ssl_certificate $CRT;
+        ssl_certificate_key $KEY;
+        client_max_body_size 0;
+        location / {
+            proxy_pass http://127.0.0.1:$P_LBV;
+            proxy_http_version 1.1;
+            proxy_request_buffering off;
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For 192.0.2.10;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_read_timeout 900;
+        }
+    }
+}
+EOF
+
+for n in 1 2; do
+    d=$T/n$n
+    out=$(nginx -t -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" 2>&1)
+    if [ $? -eq 0 ]; then
+        ok "nginx -t accepts instance $n ($(cd "$d/conf.d" && echo *.conf | sed 's/ /, /g'), snippets/gatehouse-auth.conf, snippets/gatehouse-identity.conf)"
+    else
+        not_ok "nginx -t accepts instance $n"
+        printf '%s\n' "$out" | diag
+    fi
+done
+nginx -p "$N1" -e "$N1/logs/error.log" -c "$N1/nginx.conf" -g 'daemon off;' &
+NGX1_PID=$!
+nginx -p "$N2" -e "$N2/logs/error.log" -c "$N2/nginx.conf" -g 'daemon off;' &
+NGX2_PID=$!
+wait_http "https://127.0.0.1:$P_NGX/v2/" || { diag <"$N1/logs/error.log"; die "nginx 1 did not start"; }
+wait_http "https://127.0.0.1:$P_LBF/v2/" || { diag <"$N2/logs/error.log"; die "nginx 2 did not start"; }
+
+# Tab characters and indentation of the shipped files
+if grep -n "$(printf '\t')" "$KIT"/*.conf "$KIT"/gatehouse.service >/dev/null; then
+    not_ok "shipped nginx kit files contain no tabs"
+else
+    ok "shipped nginx kit files contain no tabs"
+fi
+
+# ---------------------------------------------------------------- systemd unit
+if command -v systemd-analyze >/dev/null; then
+    sed "s#/usr/local/bin/gatehouse#$GH#g" "$KIT/gatehouse.service" >"$T/gatehouse.service"
+    out=$(systemd-analyze verify "$T/gatehouse.service" 2>&1)
+    rc=$?
+    if [ $rc -eq 0 ] && [ -z "$out" ]; then
+        ok "systemd-analyze verify accepts nginx/gatehouse.service without warnings"
+    else
+        not_ok "systemd-analyze verify accepts nginx/gatehouse.service without warnings"
+        printf '%s\n' "$out" | diag
+    fi
+    exposure=$(systemd-analyze security --offline=yes "$T/gatehouse.service" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: *//p')
+    [ -n "$exposure" ] && echo "# measure: systemd-analyze security exposure of gatehouse.service: $exposure"
+else
+    echo "# skip: systemd-analyze not available"
+fi
+
+# ---------------------------------------------------------------- OCI images
+# make_image DIR TAG SIZE...: an OCI layout with one gzip'ed tar of random bytes
+# per size; prints the manifest digest and the layer digests.
+make_image() {
+    python3 - "$@" <<'PY'
+import gzip, hashlib, io, json, os, sys, tarfile
+out, tag, sizes = sys.argv[1], sys.argv[2], [int(s) for s in sys.argv[3:]]
+blobs = os.path.join(out, "blobs", "sha256")
+os.makedirs(blobs, exist_ok=True)
+def put(data):
+    d = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(blobs, d), "wb") as f:
+        f.write(data)
+    return "sha256:" + d
+layers, diff_ids = [], []
+for i, size in enumerate(sizes):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        info = tarfile.TarInfo("data/layer%d.bin" % i)
+        info.size, info.mtime, info.mode = size, 0, 0o644
+        tf.addfile(info, io.BytesIO(os.urandom(size)))
+    tar = buf.getvalue()
+    diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
+    gz = gzip.compress(tar, compresslevel=1, mtime=0)
+    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                   "digest": put(gz), "size": len(gz)})
+config = json.dumps({"architecture": "amd64", "os": "linux",
+                     "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+manifest = json.dumps({"schemaVersion": 2,
+                       "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                  "digest": put(config), "size": len(config)},
+                       "layers": layers}).encode()
+mdigest = put(manifest)
+with open(os.path.join(out, "index.json"), "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": mdigest, "size": len(manifest),
+        "annotations": {"org.opencontainers.image.ref.name": tag}}]}, f)
+with open(os.path.join(out, "oci-layout"), "w") as f:
+    f.write('{"imageLayoutVersion": "1.0.0"}')
+print(mdigest, *[l["digest"] for l in layers])
+PY
+}
+MIB=1048576
+read -r MULTI_DIGEST MULTI_L1 MULTI_L2 MULTI_L3 < <(make_image "$T/images/multi" v1 $((1 * MIB)) $((2 * MIB)) $((MIB / 2))) || die "image multi"
+read -r BIG_DIGEST BIG_L1 < <(make_image "$T/images/big" v1 $((100 * MIB))) || die "image big"
+[ -n "${MULTI_L3:-}" ] && [ -n "${BIG_L1:-}" ] || die "image layouts"
+echo "# images: multi $MULTI_DIGEST (3 layers), big $BIG_DIGEST (1 layer of 100 MiB, $(stat -c %s "$T/images/big/blobs/sha256/${BIG_L1#sha256:}") bytes gzip'ed)"
+
+# ---------------------------------------------------------------- skopeo
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$T/policy.json"
+echo '{}' >"$T/auth.json"
+: >"$T/registries.conf"
+mkdir -p "$T/registries.d"
+# sk ARGS...: skopeo with a fresh, private blob-info cache (so that it knows of no
+# blobs in other repositories and tries no cross-repository mounts of its own)
+# and no stray configuration. Called in $(...): no state may live in variables.
+sk() {
+    local h
+    h=$(mktemp -d "$T/skopeo/XXXXXX") || return 1
+    mkdir -p "$h/data" "$h/run" "$h/tmp" "$h/config"
+    chmod 700 "$h/run"
+    env "${REG_UNSET[@]}" _CONTAINERS_ROOTLESS_UID=4242 HOME="$h" XDG_DATA_HOME="$h/data" \
+        XDG_RUNTIME_DIR="$h/run" XDG_CONFIG_HOME="$h/config" TMPDIR="$h/tmp" \
+        REGISTRY_AUTH_FILE="$T/auth.json" CONTAINERS_REGISTRIES_CONF="$T/registries.conf" \
+        skopeo --policy "$T/policy.json" --registries.d "$T/registries.d" --command-timeout 120s "$@"
+}
+R=127.0.0.1:$P_NGX
+OCI_ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json'
+
+# ================================================================ scenarios
+# --- pusher pushes the 3-layer image
+c0=$(decisions)
+a0=$(wc -l <"$N1/logs/access.log")
+out=$(sk copy --dest-cert-dir "$T/certs" --dest-creds "pusher:$PW_PUSHER" \
+    "oci:$T/images/multi:v1" "docker://$R/team/app:v1" 2>&1)
+rc=$?
+settle
+N_PUSH_MULTI=$(($(decisions) - c0))
+N_CLIENT_REQ=$(($(wc -l <"$N1/logs/access.log") - a0))
+if [ $rc -eq 0 ]; then ok "pusher pushes a 3-layer image (team/app:v1)"; else not_ok "pusher pushes a 3-layer image"; printf '%s\n' "$out" | diag; fi
+check_eq "one auth subrequest per client request (nginx access log vs. Gatehouse audit lines)" "$N_CLIENT_REQ" "$N_PUSH_MULTI"
+echo "# measure: auth subrequests for a push of 3 gzip layers + config + manifest: $N_PUSH_MULTI (notes: 5*L+6 = 21)"
+
+conns=$(ss -Htn state established "( dport = :$P_GATE )" | wc -l)
+if [ "$conns" -ge 1 ]; then ok "nginx keeps idle keep-alive connections to Gatehouse ($conns open)"; else not_ok "nginx keeps idle keep-alive connections to Gatehouse (0 open)"; fi
+
+# --- pusher pushes the 100 MiB image (timed, through Gatehouse)
+c0=$(decisions)
+t0=$(now)
+out=$(sk copy --dest-cert-dir "$T/certs" --dest-creds "pusher:$PW_PUSHER" \
+    "oci:$T/images/big:v1" "docker://$R/team/big:v1" 2>&1)
+rc=$?
+t1=$(now)
+settle
+N_PUSH_BIG=$(($(decisions) - c0))
+TIME_GATE_1=$(elapsed "$t0" "$t1")
+if [ $rc -eq 0 ]; then ok "pusher pushes an image with a 100 MiB layer (team/big:v1)"; else not_ok "pusher pushes an image with a 100 MiB layer"; printf '%s\n' "$out" | diag; fi
+echo "# measure: auth subrequests for a push of 1 layer of 100 MiB: $N_PUSH_BIG"
+check_nomatch "the 100 MiB PATCH streams to the registry (no request body spooled to a temp file)" \
+    "buffered to a temporary file" "$(cat "$N1/logs/error.log")"
+
+# --- reader pulls and lists tags
+c0=$(decisions)
+out=$(sk copy --src-cert-dir "$T/certs" --src-creds "reader:$PW_READER" \
+    "docker://$R/team/app:v1" "oci:$T/images/pulled:v1" 2>&1)
+rc=$?
+settle
+N_PULL_MULTI=$(($(decisions) - c0))
+if [ $rc -eq 0 ]; then ok "reader pulls team/app:v1"; else not_ok "reader pulls team/app:v1"; printf '%s\n' "$out" | diag; fi
+pulled=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$T/images/pulled/index.json" 2>/dev/null)
+check_eq "the pulled manifest is the pushed one" "$MULTI_DIGEST" "$pulled"
+echo "# measure: auth subrequests for a pull of 3 layers: $N_PULL_MULTI (notes: L+3 = 6)"
+
+c0=$(decisions)
+out=$(sk copy --src-cert-dir "$T/certs" --src-creds "reader:$PW_READER" \
+    "docker://$R/team/big:v1" "oci:$T/images/pulledbig:v1" 2>&1)
+rc=$?
+settle
+N_PULL_BIG=$(($(decisions) - c0))
+if [ $rc -eq 0 ]; then ok "reader pulls team/big:v1 (100 MiB)"; else not_ok "reader pulls team/big:v1"; printf '%s\n' "$out" | diag; fi
+echo "# measure: auth subrequests for a pull of 1 layer of 100 MiB: $N_PULL_BIG"
+
+out=$(sk list-tags --cert-dir "$T/certs" --creds "reader:$PW_READER" "docker://$R/team/app" 2>&1)
+check_match "reader lists the tags of team/app" '"v1"' "$out"
+
+# --- reader may not push: new repository, and existing blobs
+c0=$(decisions)
+out=$(sk copy --dest-cert-dir "$T/certs" --dest-creds "reader:$PW_READER" \
+    "oci:$T/images/multi:v1" "docker://$R/team/readers-own:v1" 2>&1)
+rc=$?
+settle
+if [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'denied'; then
+    ok "reader's push to a new repository is refused with 'denied'"
+else
+    not_ok "reader's push to a new repository is refused with 'denied' (rc=$rc)"; printf '%s\n' "$out" | diag
+fi
+echo "# measure: auth subrequests for the refused push (new repository): $(($(decisions) - c0))"
+c0=$(decisions)
+out=$(sk copy --dest-cert-dir "$T/certs" --dest-creds "reader:$PW_READER" \
+    "oci:$T/images/multi:v1" "docker://$R/team/app:v1" 2>&1)
+rc=$?
+settle
+if [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'manifest' && printf '%s' "$out" | grep -q 'denied'; then
+    ok "reader's re-push of existing blobs to team/app is refused at the manifest PUT with 'denied'"
+else
+    not_ok "reader's re-push of existing blobs is refused at the manifest PUT with 'denied' (rc=$rc)"; printf '%s\n' "$out" | diag
+fi
+echo "# measure: auth subrequests for the refused re-push (blobs exist): $(($(decisions) - c0))"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "reader:$PW_READER" -H "$OCI_ACCEPT" "https://$R/v2/team/readers-own/manifests/v1")
+check_eq "reader's refused push left no manifest behind (404)" 404 "$code"
+
+# --- no credentials / wrong password: 401, exactly one WWW-Authenticate, Docker JSON
+for who in "no credentials" "wrong password"; do
+    auth=()
+    [ "$who" = "wrong password" ] && auth=(-u "reader:not-$PW_READER")
+    for path in /v2/ /v2/team/app/manifests/v1; do
+        resp=$("${CURL[@]}" -i "${auth[@]}" -H "$OCI_ACCEPT" "https://$R$path" | tr -d '\r')
+        status=$(printf '%s\n' "$resp" | head -n1 | awk '{print $2}')
+        n_www=$(printf '%s\n' "$resp" | grep -ci '^www-authenticate:')
+        check_eq "$who, GET $path: 401" 401 "$status"
+        check_eq "$who, GET $path: exactly one WWW-Authenticate header" 1 "$n_www"
+        check_match "$who, GET $path: Basic challenge with realm and charset" \
+            '^[Ww][Ww][Ww]-[Aa]uthenticate: Basic realm="Registry", charset="UTF-8"$' "$(printf '%s\n' "$resp" | grep -i '^www-authenticate:')"
+        check_match "$who, GET $path: Docker JSON UNAUTHORIZED body and API version header" \
+            '"code":"UNAUTHORIZED"' "$resp"
+        check_match "$who, GET $path: Docker-Distribution-Api-Version on the 401" \
+            '^Docker-Distribution-Api-Version: registry/2.0$' "$resp"
+    done
+done
+out=$(sk inspect --cert-dir "$T/certs" --creds "reader:wrong" "docker://$R/team/app:v1" 2>&1)
+check_match "skopeo with a wrong password fails with 'unauthorized'" 'unauthorized' "$out"
+resp=$("${CURL[@]}" -I "https://$R/v2/team/app/blobs/$MULTI_L1" | tr -d '\r')
+check_match "anonymous HEAD of a blob: 401" '^HTTP/1.1 401' "$resp"
+
+# --- catalog: admin only
+resp=$("${CURL[@]}" -i -u "pusher:$PW_PUSHER" -H 'X-Auth-User: admin' -H 'X-Auth-Groups: registry-admins' "https://$R/v2/_catalog" | tr -d '\r')
+check_match "pusher gets 403 for _catalog (even claiming X-Auth-User: admin)" '^HTTP/1.1 403' "$resp"
+check_match "the 403 has the Docker JSON DENIED body" '"code":"DENIED"' "$resp"
+check_match "the 403 has Docker-Distribution-Api-Version" '^Docker-Distribution-Api-Version: registry/2.0$' "$resp"
+check_eq "the 403 carries no WWW-Authenticate" 0 "$(printf '%s\n' "$resp" | grep -ci '^www-authenticate:')"
+resp=$("${CURL[@]}" -i -u "admin:$PW_ADMIN" "https://$R/v2/_catalog" | tr -d '\r')
+check_match "admin gets 200 for _catalog" '^HTTP/1.1 200' "$resp"
+check_match "admin's catalog lists team/app and team/big" '"team/app".*"team/big"|"team/big".*"team/app"' "$resp"
+
+# --- cross-repository mount: push on the target and pull on the source
+mount_url() { echo "https://$R/v2/$1/blobs/uploads/?mount=$2&from=$3"; }
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "xuser:$PW_XUSER" -X POST "https://$R/v2/x/own/blobs/uploads/")
+check_eq "xuser may start an upload in x/own (202)" 202 "$code"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "xuser:$PW_XUSER" -I "https://$R/v2/team/app/blobs/$MULTI_L1")
+check_eq "xuser may not read team/app's blobs (403)" 403 "$code"
+for from in team/app team%2Fapp; do
+    resp=$("${CURL[@]}" -i -u "xuser:$PW_XUSER" -X POST "$(mount_url x/stolen "$MULTI_L1" "$from")" | tr -d '\r')
+    check_match "xuser's mount of a team/app blob into x/stolen (from=$from) is refused: 403 DENIED" '^HTTP/1.1 403' "$resp"
+done
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "admin:$PW_ADMIN" -I "https://$R/v2/x/stolen/blobs/$MULTI_L1")
+check_eq "the blob did not appear in x/stolen (404)" 404 "$code"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "admin:$PW_ADMIN" -X POST "$(mount_url x/mounted "$MULTI_L1" team%2Fapp)")
+check_eq "admin's mount of the same blob (from=team%2Fapp, as skopeo sends it) succeeds (201)" 201 "$code"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "admin:$PW_ADMIN" -I "https://$R/v2/x/mounted/blobs/$MULTI_L1")
+check_eq "the mounted blob exists in x/mounted (200)" 200 "$code"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "pusher:$PW_PUSHER" -X DELETE "https://$R/v2/x/mounted/blobs/$MULTI_L1")
+check_eq "pusher may not delete (403)" 403 "$code"
+# nginx normalizes the path for location matching but passes the raw URI both to
+# the registry and (as X-Original-URI) to the gate: dot segments must be refused.
+for path in "/v2/x/../team/app/manifests/v1" "/v2/x/%2e%2e/team/app/manifests/v1" "/v2/x%2F..%2Fteam/app/manifests/v1"; do
+    code=$("${CURL[@]}" --path-as-is -o /dev/null -w '%{http_code}' -u "xuser:$PW_XUSER" -H "$OCI_ACCEPT" "https://$R$path")
+    check_eq "xuser cannot reach team/app through $path (403)" 403 "$code"
+done
+
+# --- web app (webapp.conf, policy wiki) and identity headers
+W=https://127.0.0.1:$P_WIKI
+resp=$("${CURL[@]}" -i -u "reader:$PW_READER" -H 'X-Auth-User: admin' -H 'X-Auth-Groups: registry-admins' "$W/wiki/x" | tr -d '\r')
+check_match "web app: reader may GET /wiki/x (200)" '^HTTP/1.1 200' "$resp"
+check_match "web app: the upstream sees the gate's user, not the client's X-Auth-User: admin" \
+    'x-auth-user=\[reader\] x-auth-groups=\[\] ' "$resp"
+check_match "web app: the client's Authorization header does not reach the upstream" 'authorization=\[\]' "$resp"
+resp=$("${CURL[@]}" -i -u "admin:$PW_ADMIN" -H 'X-Auth-User: reader' "$W/wiki/page?a=1" | tr -d '\r')
+check_match "web app: admin's groups reach the upstream" 'x-auth-user=\[admin\] x-auth-groups=\[registry-admins\]' "$resp"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "reader:$PW_READER" -X POST -d 'x=1' "$W/wiki/x")
+check_eq "web app: reader's POST /wiki/x is refused (403)" 403 "$code"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "reader:$PW_READER" "$W/admin/")
+check_eq "web app: GET outside /wiki/ is refused (403)" 403 "$code"
+resp=$("${CURL[@]}" -i "$W/wiki/x" | tr -d '\r')
+check_match "web app: anonymous GET gets 401" '^HTTP/1.1 401' "$resp"
+check_eq "web app: the 401 has exactly one WWW-Authenticate" 1 "$(printf '%s\n' "$resp" | grep -ci '^www-authenticate:')"
+check_match "web app: decisions come from policy wiki" 'policy=wiki' "$(grep 'uri=/wiki/x' "$T/logs/gatehouse.log")"
+
+# --- registry behind a load balancer (registry-behind-lb.conf)
+LB=127.0.0.1:$P_LBF
+c0=$(decisions)
+out=$(sk copy --dest-cert-dir "$T/certs" --dest-creds "pusher:$PW_PUSHER" \
+    "oci:$T/images/multi:v1" "docker://$LB/team/via-lb:v1" 2>&1)
+rc=$?
+settle
+if [ $rc -eq 0 ]; then ok "behind a load balancer: pusher pushes team/via-lb:v1 (upload URLs keep https and the port)"; else not_ok "behind a load balancer: pusher pushes team/via-lb:v1"; printf '%s\n' "$out" | diag; fi
+lb_lines=$(tail -n +$((c0 + 1)) <(grep 'decision=' "$T/logs/gatehouse.log"))
+check_match "behind a load balancer: Gatehouse sees the client's address (192.0.2.10)" 'client=192\.0\.2\.10' "$lb_lines"
+check_nomatch "behind a load balancer: Gatehouse never sees the balancer's address as the client" 'client=127\.0\.0\.1' "$lb_lines"
+out=$(sk copy --dest-cert-dir "$T/certs" --dest-creds "reader:$PW_READER" \
+    "oci:$T/images/multi:v1" "docker://$LB/team/via-lb-reader:v1" 2>&1)
+check_match "behind a load balancer: reader's push is refused with 'denied'" 'denied' "$out"
+resp=$("${CURL[@]}" -i "https://$LB/v2/" | tr -d '\r')
+check_eq "behind a load balancer: anonymous /v2/ gets 401 with one WWW-Authenticate" "401 1" \
+    "$(printf '%s\n' "$resp" | head -n1 | awk '{print $2}') $(printf '%s\n' "$resp" | grep -ci '^www-authenticate:')"
+
+# --- 100 MiB push timings: with Gatehouse vs. the same nginx without auth_request
+# (alternating; every push goes to a new repository with a fresh skopeo cache, so
+# each one uploads the whole layer: checked in the registry's log)
+D=127.0.0.1:$P_DIRECT
+# timed_push HOST REPO [CREDS]: sets TIMED (seconds) and TIMED_RC
+timed_push() {
+    local creds=() t0 t1
+    [ -n "${3:-}" ] && creds=(--dest-creds "$3")
+    t0=$(now)
+    sk copy --dest-cert-dir "$T/certs" "${creds[@]}" "oci:$T/images/big:v1" "docker://$1/$2:v1" >"$T/logs/timed-push.log" 2>&1
+    TIMED_RC=$?
+    t1=$(now)
+    TIMED=$(elapsed "$t0" "$t1")
+    [ $TIMED_RC -eq 0 ] || diag <"$T/logs/timed-push.log"
+}
+TIMES_GATE="$TIME_GATE_1" TIMES_DIRECT="" timed_fail=0
+for round in 1 2 3; do
+    timed_push "$D" "direct/big$round"
+    [ $TIMED_RC -eq 0 ] || timed_fail=1
+    TIMES_DIRECT="$TIMES_DIRECT $TIMED"
+    timed_push "$R" "team/big-timed$round" "pusher:$PW_PUSHER"
+    [ $TIMED_RC -eq 0 ] || timed_fail=1
+    TIMES_GATE="$TIMES_GATE $TIMED"
+done
+uploads=0
+for repo in team/big direct/big1 direct/big2 direct/big3 team/big-timed1 team/big-timed2 team/big-timed3; do
+    grep -q "\"PATCH /v2/$repo/blobs/uploads/" "$T/logs/registry.log" && uploads=$((uploads + 1))
+done
+if [ $timed_fail -eq 0 ] && [ $uploads -eq 7 ]; then
+    ok "timed 100 MiB pushes with and without Gatehouse succeed, each uploading the layer"
+else
+    not_ok "timed 100 MiB pushes with and without Gatehouse succeed, each uploading the layer ($uploads of 7 uploaded)"
+fi
+median() { printf '%s\n' $* | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo "# measure: 100 MiB push (skopeo, nginx TLS) with Gatehouse:$(printf ' %ss' $TIMES_GATE) -> median $(median $TIMES_GATE)s"
+echo "# measure: 100 MiB push (skopeo, nginx TLS) without auth_request:$(printf ' %ss' $TIMES_DIRECT) -> median $(median $TIMES_DIRECT)s"
+
+# --- Gatehouse down: nginx answers 500 and nothing reaches the registry
+stop_gate
+check_eq "Gatehouse exits 0 on SIGTERM" 0 "$GATE_RC"
+echo "# measure: Gatehouse stop on SIGTERM (with nginx's idle keep-alive connections open): ${GATE_STOP}s"
+reg0=$(registry_requests)
+codes=""
+codes+=$("${CURL[@]}" -o /dev/null -w '%{http_code} ' -u "reader:$PW_READER" "https://$R/v2/")
+codes+=$("${CURL[@]}" -o /dev/null -w '%{http_code} ' -u "reader:$PW_READER" -H "$OCI_ACCEPT" "https://$R/v2/team/app/manifests/v1")
+codes+=$("${CURL[@]}" -o /dev/null -w '%{http_code} ' -u "pusher:$PW_PUSHER" -I "https://$R/v2/team/app/blobs/$MULTI_L1")
+codes+=$("${CURL[@]}" -o /dev/null -w '%{http_code} ' -u "pusher:$PW_PUSHER" -X POST "https://$R/v2/team/app/blobs/uploads/")
+codes+=$("${CURL[@]}" -o /dev/null -w '%{http_code} ' "https://$R/v2/")
+codes+=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "reader:$PW_READER" "$W/wiki/x")
+check_eq "Gatehouse stopped: nginx answers 500 to every request (registry and web app)" "500 500 500 500 500 500" "$codes"
+out=$(sk inspect --cert-dir "$T/certs" --creds "reader:$PW_READER" "docker://$R/team/app:v1" 2>&1)
+check_match "Gatehouse stopped: skopeo fails with status 500" '500' "$out"
+sleep 0.2
+check_eq "Gatehouse stopped: no request reached the registry" "$reg0" "$(registry_requests)"
+check_match "Gatehouse stopped: error.log names the failed auth request" \
+    'auth request unexpected status: 50[0-9]|connect\(\) failed .*_gatehouse_auth' "$(cat "$N1/logs/error.log")"
+
+# --- Gatehouse restarted: works again without touching nginx
+start_gate || not_ok "Gatehouse restarts on the same port"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "reader:$PW_READER" "https://$R/v2/")
+check_eq "Gatehouse restarted: reader logs in again without restarting nginx (200)" 200 "$code"
+out=$(sk inspect --cert-dir "$T/certs" --creds "reader:$PW_READER" "docker://$R/team/app:v1" 2>&1)
+check_match "Gatehouse restarted: skopeo inspect works" "$MULTI_DIGEST" "$out"
+if kill -0 "$NGX1_PID" 2>/dev/null; then ok "nginx kept running throughout (pid $NGX1_PID)"; else not_ok "nginx kept running throughout"; fi
+
+# --- reload (the unit's ExecReload): a user added to htpasswd can log in after SIGHUP
+printf '%s' late-e2e-pw | "$GH" hash --cost 5 late >>"$T/htpasswd"
+kill -HUP "$GATE_PID"
+code=000
+for i in $(seq 1 30); do
+    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "late:late-e2e-pw" "https://$R/v2/")
+    [ "$code" = 200 ] && break
+    sleep 0.1
+done
+check_eq "after SIGHUP a user added to htpasswd logs in (200)" 200 "$code"
+kill -0 "$GATE_PID" 2>/dev/null && ok "Gatehouse keeps running after SIGHUP" || not_ok "Gatehouse keeps running after SIGHUP"
+
+# ---------------------------------------------------------------- summary
+echo "# measure: auth subrequests per operation: push 3 layers $N_PUSH_MULTI, push 100 MiB $N_PUSH_BIG, pull 3 layers $N_PULL_MULTI, pull 100 MiB $N_PULL_BIG"
+echo "# measure: total run time $(elapsed "$START" "$(now)")s"
+if [ "$FAILED" -gt 0 ]; then
+    echo "# logs: $T/logs, $N1/logs, $N2/logs (set KEEP_TMP=1 to keep them)"
+    echo "# --- gatehouse.log (tail)"; diag 10 <"$T/logs/gatehouse.log"
+    echo "# --- nginx 1 error.log (tail)"; diag 10 <"$N1/logs/error.log"
+fi
+[ "${KEEP_TMP:-0}" = 1 ] && echo "# temp dir kept: $T"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
