@@ -68,6 +68,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Time per decision of the rule engine: `swift run -c release gatehouse-benchmark`.
+        .executableTarget(
+            name: "gatehouse-benchmark",
+            dependencies: ["GatehouseCore"],
+            path: "Benchmarks/GatehouseBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "GatehouseCoreTests",
             dependencies: [

@@ -24,12 +24,15 @@ public struct AuthRequest: Sendable {
     public var policyName: String?
     /// The client's address as far as it can be trusted, for logs and lockout.
     public var clientAddress: String?
+    /// Record what every rule did (`?explain`, `gatehouse check`); off on nginx's hot path.
+    public var wantsTrace: Bool
 
-    public init(credentials: Credentials, method: String, originalURIs: [String], policyName: String? = nil, clientAddress: String? = nil) {
+    public init(credentials: Credentials, method: String, originalURIs: [String], policyName: String? = nil, clientAddress: String? = nil, wantsTrace: Bool = true) {
         self.credentials = credentials
         self.method = method
         self.originalURIs = originalURIs
         self.policyName = policyName
         self.clientAddress = clientAddress
+        self.wantsTrace = wantsTrace
     }
 }

@@ -87,7 +87,7 @@ public struct DecisionEngine: Sendable {
         // 3. The rules, for every access the request needs.
         var first: RuleVerdict?
         for access in accesses {
-            let verdict = policy.evaluate(access, identity: identity)
+            let verdict = policy.evaluate(access, identity: identity, trace: request.wantsTrace)
             decision.trace += verdict.trace
             if first == nil { first = verdict }
             guard verdict.allowed else {

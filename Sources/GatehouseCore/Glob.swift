@@ -20,6 +20,7 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible {
     /// The pattern as written in the configuration.
     public let description: String
     let tokens: [Token]
+    private let wildcards: Int
 
     /// Compiles a pattern; throws a sentence naming what is wrong.
     public init(_ pattern: String) throws(GlobError) {
@@ -62,37 +63,60 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible {
         flush()
         self.description = pattern
         self.tokens = tokens
+        self.wildcards = tokens.count { $0 == .star || $0 == .doubleStar }
     }
 
+    public static func == (lhs: Glob, rhs: Glob) -> Bool { lhs.tokens == rhs.tokens }
+
     /// Whether `text` matches, with `${user}` standing for `user` (nil: `${user}` matches nothing).
+    /// Allocates nothing unless the pattern has two or more wildcards and must backtrack.
     public func matches(_ text: String, user: String?) -> Bool {
-        var expanded: [Token] = []
-        for token in tokens {
-            if case .user = token {
-                guard let user, !user.isEmpty else { return false }
-                expanded.append(.literal(Array(user.utf8)))
-            } else {
-                expanded.append(token)
+        var text = text
+        var user = user ?? ""
+        return text.withUTF8 { textBytes in
+            user.withUTF8 { userBytes in
+                var matcher = Matcher(tokens: tokens, text: textBytes, user: userBytes, memoize: wildcards > 1)
+                return matcher.match(token: 0, position: 0)
             }
         }
-        var matcher = Matcher(tokens: expanded, text: Array(text.utf8))
-        return matcher.match(token: 0, position: 0)
     }
 
     /// Backtracking with memory of failed states: O(tokens × text) at worst.
     private struct Matcher {
         let tokens: [Token]
-        let text: [UInt8]
+        let text: UnsafeBufferPointer<UInt8>
+        let user: UnsafeBufferPointer<UInt8>
+        let memoize: Bool
         var failed: Set<Int> = []
+
+        init(tokens: [Token], text: UnsafeBufferPointer<UInt8>, user: UnsafeBufferPointer<UInt8>, memoize: Bool) {
+            self.tokens = tokens
+            self.text = text
+            self.user = user
+            self.memoize = memoize
+        }
+
+        func hasPrefix(_ bytes: some Collection<UInt8>, at position: Int) -> Bool {
+            guard text.count - position >= bytes.count else { return false }
+            var index = position
+            for byte in bytes {
+                guard text[index] == byte else { return false }
+                index += 1
+            }
+            return true
+        }
 
         mutating func match(token: Int, position: Int) -> Bool {
             if token == tokens.count { return position == text.count }
             let key = token &* (text.count + 1) &+ position
-            if failed.contains(key) { return false }
+            if memoize, failed.contains(key) { return false }
             let result: Bool
             switch tokens[token] {
             case .literal(let bytes):
-                result = text[position...].starts(with: bytes) && match(token: token + 1, position: position + bytes.count)
+                result = hasPrefix(bytes, at: position) && match(token: token + 1, position: position + bytes.count)
+            case .user:
+                // An empty or missing user never matches: `${user}/*` must not become `/*`.
+                result = !user.isEmpty && hasPrefix(user, at: position) && match(token: token + 1, position: position + user.count)
             case .star, .doubleStar:
                 let crossesSegments = tokens[token] == .doubleStar
                 var end = position
@@ -106,10 +130,8 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible {
                     end += 1
                 }
                 result = found
-            case .user:
-                result = false
             }
-            if !result { failed.insert(key) }
+            if memoize, !result { failed.insert(key) }
             return result
         }
     }

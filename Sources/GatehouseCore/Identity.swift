@@ -11,20 +11,20 @@ public struct Identity: Sendable, Equatable {
     public let backend: String
     /// LDAP group names compare case-insensitively; htgroups names exactly.
     public let groupsAreCaseInsensitive: Bool
+    /// Lower-cased groups, for case-insensitive membership without per-request work.
+    let foldedGroups: Set<String>
 
     public init(user: String, groups: [String], backend: String, groupsAreCaseInsensitive: Bool = false) {
         self.user = user
         self.groups = groups.sorted()
         self.backend = backend
         self.groupsAreCaseInsensitive = groupsAreCaseInsensitive
+        self.foldedGroups = groupsAreCaseInsensitive ? Set(groups.map { $0.lowercased() }) : []
     }
 
     /// Whether the user is in `group`.
     public func isMember(of group: String) -> Bool {
-        if groupsAreCaseInsensitive {
-            let wanted = group.lowercased()
-            return groups.contains { $0.lowercased() == wanted }
-        }
+        if groupsAreCaseInsensitive { return foldedGroups.contains(group.lowercased()) }
         return groups.contains(group)
     }
 }

@@ -20,34 +20,70 @@ public struct OriginalURI: Sendable, Equatable {
     public static let maximumLength = 8192
 
     public init(validating raw: String) throws(URIRejection) {
-        let bytes = Array(raw.utf8)
-        guard !bytes.isEmpty else { throw URIRejection("the original URI is empty") }
-        guard bytes.count <= Self.maximumLength else { throw URIRejection("the original URI is longer than 8 KiB") }
-        guard bytes[0] == UInt8(ascii: "/") else { throw URIRejection("the original URI is not an origin-form path") }
-        for byte in bytes {
-            guard byte > 0x20, byte < 0x7F else { throw URIRejection("the original URI contains a control, space or non-ASCII byte") }
-            guard byte != UInt8(ascii: "#") else { throw URIRejection("the original URI contains a fragment") }
-            guard byte != UInt8(ascii: "\\") else { throw URIRejection("the original URI contains a backslash") }
-        }
-        let questionMark = bytes.firstIndex(of: UInt8(ascii: "?"))
-        let rawPath = bytes[..<(questionMark ?? bytes.count)]
-        query = questionMark.map { String(decoding: bytes[($0 + 1)...], as: UTF8.self) }
+        var raw = raw
+        let parsed = raw.withUTF8 { bytes in Result { () throws(URIRejection) in try Self.parse(bytes) } }
+        (path, query, pathHadEscapes) = try parsed.get()
+    }
 
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(URIRejection) -> (String, String?, Bool) {
+        guard !bytes.isEmpty else { throw URIRejection("the original URI is empty") }
+        guard bytes.count <= maximumLength else { throw URIRejection("the original URI is longer than 8 KiB") }
+        guard bytes[0] == UInt8(ascii: "/") else { throw URIRejection("the original URI is not an origin-form path") }
+        var questionMark: Int?
+        var hasEscapes = false
+        for index in bytes.indices {
+            let byte = bytes[index]
+            guard byte > 0x20, byte < 0x7F else { throw URIRejection("the original URI contains a control, space or non-ASCII byte") }
+            switch byte {
+            case UInt8(ascii: "#"): throw URIRejection("the original URI contains a fragment")
+            case UInt8(ascii: "\\"): throw URIRejection("the original URI contains a backslash")
+            case UInt8(ascii: "?") where questionMark == nil: questionMark = index
+            case UInt8(ascii: "%") where questionMark == nil: hasEscapes = true
+            default: break
+            }
+        }
+        let pathEnd = questionMark ?? bytes.count
+        let rawPath = UnsafeBufferPointer(rebasing: bytes[0..<pathEnd])
+        let query = questionMark.map { String(decoding: UnsafeBufferPointer(rebasing: bytes[($0 + 1)...]), as: UTF8.self) }
+        if !hasEscapes {
+            try checkSegments(rawPath)
+            return (String(decoding: rawPath, as: UTF8.self), query, false)
+        }
+        let canonical = try decodeUnreserved(rawPath)
+        try canonical.withUnsafeBufferPointer { pointer throws(URIRejection) in try checkSegments(pointer) }
+        return (String(decoding: canonical, as: UTF8.self), query, true)
+    }
+
+    /// Refuses `//` and `.` / `..` segments.
+    private static func checkSegments(_ path: UnsafeBufferPointer<UInt8>) throws(URIRejection) {
+        var segmentStart = 1
+        for index in 1...path.count {
+            guard index == path.count || path[index] == UInt8(ascii: "/") else { continue }
+            let length = index - segmentStart
+            if length == 0, index < path.count { throw URIRejection("the original URI contains an empty path segment ('//')") }
+            if length == 1, path[segmentStart] == UInt8(ascii: ".") { throw URIRejection("the original URI contains a dot segment") }
+            if length == 2, path[segmentStart] == UInt8(ascii: "."), path[segmentStart + 1] == UInt8(ascii: ".") {
+                throw URIRejection("the original URI contains a dot segment")
+            }
+            segmentStart = index + 1
+        }
+    }
+
+    private static func decodeUnreserved(_ path: UnsafeBufferPointer<UInt8>) throws(URIRejection) -> [UInt8] {
+        let digits = Array("0123456789ABCDEF".utf8)
         var canonical: [UInt8] = []
-        canonical.reserveCapacity(rawPath.count)
-        var hadEscapes = false
-        var index = rawPath.startIndex
-        while index < rawPath.endIndex {
-            let byte = rawPath[index]
+        canonical.reserveCapacity(path.count)
+        var index = 0
+        while index < path.count {
+            let byte = path[index]
             guard byte == UInt8(ascii: "%") else {
                 canonical.append(byte)
                 index += 1
                 continue
             }
-            hadEscapes = true
-            guard index + 2 < rawPath.endIndex,
-                let high = Self.hexValue(rawPath[index + 1]), let low = Self.hexValue(rawPath[index + 2])
-            else { throw URIRejection("the original URI has a malformed percent-escape") }
+            guard index + 2 < path.count, let high = hexValue(path[index + 1]), let low = hexValue(path[index + 2]) else {
+                throw URIRejection("the original URI has a malformed percent-escape")
+            }
             let decoded = high << 4 | low
             switch decoded {
             case UInt8(ascii: "/"), UInt8(ascii: "\\"), UInt8(ascii: "."):
@@ -58,17 +94,11 @@ public struct OriginalURI: Sendable, Equatable {
                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 canonical.append(decoded)
             default:
-                canonical.append(contentsOf: Array(String(format: decoded).utf8))
+                canonical += [UInt8(ascii: "%"), digits[Int(decoded >> 4)], digits[Int(decoded & 0x0F)]]
             }
             index += 3
         }
-        let path = String(decoding: canonical, as: UTF8.self)
-        guard !path.contains("//") else { throw URIRejection("the original URI contains an empty path segment ('//')") }
-        for segment in path.split(separator: "/", omittingEmptySubsequences: false) where segment == "." || segment == ".." {
-            throw URIRejection("the original URI contains a dot segment")
-        }
-        self.path = path
-        self.pathHadEscapes = hadEscapes
+        return canonical
     }
 
     /// Query parameters, percent-decoded (`+` is a space), in order. Throws on a malformed escape.
@@ -113,14 +143,6 @@ public struct OriginalURI: Sendable, Equatable {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
         }
-    }
-}
-
-extension String {
-    /// `%XX` with upper-case hex digits.
-    fileprivate init(format byte: UInt8) {
-        let digits = Array("0123456789ABCDEF".utf8)
-        self = String(decoding: [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
     }
 }
 

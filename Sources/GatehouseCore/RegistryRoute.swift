@@ -5,7 +5,9 @@
 ///
 /// Routing goes by the trailing segments, as the registry's own router does, so repository
 /// names may contain components such as `blobs` or `manifests`. Anything that is not one of
-/// the API's endpoints, in canonical form, with a method that endpoint accepts, is refused.
+/// the API's endpoints, in canonical form, with a method that endpoint accepts (methods are
+/// case-sensitive, RFC 9110), is refused. Works on the path's bytes: the only string it makes
+/// is the repository name.
 public enum RegistryRoute {
     /// The longest repository name the distribution spec allows.
     public static let maximumNameLength = 255
@@ -13,75 +15,103 @@ public enum RegistryRoute {
     /// The accesses `method` on `uri` needs; all of them must be allowed.
     public static func accesses(method: String, uri: OriginalURI) throws(URIRejection) -> [Access] {
         guard !uri.pathHadEscapes else { throw URIRejection("registry paths never contain percent-escapes") }
-        if let query = uri.query, query.contains(";") { throw URIRejection("the query contains ';', which parsers read differently") }
-        let path = uri.path
-        guard path.hasPrefix("/v2/") else { throw URIRejection("not a registry v2 path") }
-        let method = method.uppercased()
+        if let query = uri.query, query.utf8.contains(UInt8(ascii: ";")) {
+            throw URIRejection("the query contains ';', which parsers read differently")
+        }
+        var path = uri.path
+        let routed = path.withUTF8 { bytes in Result { () throws(URIRejection) in try route(method: method, path: bytes) } }
+        switch try routed.get() {
+        case .login: return [Access(action: RegistryAction.login.rawValue, resource: nil)]
+        case .catalog: return [Access(action: RegistryAction.catalog.rawValue, resource: nil)]
+        case .repository(let action, let name): return [Access(action: action.rawValue, resource: name)]
+        case .uploadStart(let name): return try [Access(action: RegistryAction.push.rawValue, resource: name)] + mountSource(uri)
+        }
+    }
+
+    private enum Route {
+        case login, catalog
+        case repository(RegistryAction, String)
+        case uploadStart(String)
+    }
+
+    private static let v2 = Array("/v2/".utf8)
+    private static let catalog = Array("_catalog".utf8)
+    private static let blobs = Array("blobs".utf8)
+    private static let uploads = Array("uploads".utf8)
+    private static let manifests = Array("manifests".utf8)
+    private static let tags = Array("tags".utf8)
+    private static let list = Array("list".utf8)
+    private static let referrers = Array("referrers".utf8)
+
+    private static func route(method: String, path: UnsafeBufferPointer<UInt8>) throws(URIRejection) -> Route {
+        guard path.starts(with: v2) else { throw URIRejection("not a registry v2 path") }
         let isRead = method == "GET" || method == "HEAD"
-
-        if path == "/v2/" {
+        let start = v2.count
+        let end = path.count
+        if start == end {
             guard isRead else { throw URIRejection("\(method) is not allowed on /v2/") }
-            return [Access(action: RegistryAction.login.rawValue, resource: nil)]
+            return .login
         }
-        let segments = path.dropFirst(4).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        if segments == ["_catalog"] {
+        func slice(_ range: Range<Int>) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: path[range]) }
+        if slice(start..<end).elementsEqual(catalog) {
             guard method == "GET" else { throw URIRejection("\(method) is not allowed on the catalog") }
-            return [Access(action: RegistryAction.catalog.rawValue, resource: nil)]
+            return .catalog
+        }
+        // The last three separators: …/<third>/<kind>/<last>
+        var separators: [Int] = []
+        var index = end - 1
+        while index >= start, separators.count < 3 {
+            if path[index] == UInt8(ascii: "/") { separators.append(index) }
+            index -= 1
+        }
+        guard separators.count >= 2 else { throw URIRejection("the path matches no registry endpoint") }
+        let last = slice((separators[0] + 1)..<end)
+        let kind = slice((separators[1] + 1)..<separators[0])
+        func name(before separator: Int) throws(URIRejection) -> String {
+            let bytes = slice(start..<separator)
+            guard isRepositoryName(bytes) else { throw URIRejection("\"\(String(decoding: bytes, as: UTF8.self))\" is not a valid repository name") }
+            return String(decoding: bytes, as: UTF8.self)
         }
 
-        func repository(dropping count: Int) throws(URIRejection) -> String {
-            guard segments.count > count else { throw URIRejection("no repository name in the path") }
-            let name = segments.dropLast(count).joined(separator: "/")
-            guard isRepositoryName(name) else { throw URIRejection("\"\(name)\" is not a valid repository name") }
-            return name
-        }
-        func access(_ action: RegistryAction, _ name: String) -> Access { Access(action: action.rawValue, resource: name) }
-        let n = segments.count
-
-        // …/blobs/uploads/ (start an upload, perhaps a cross-repository mount)
-        if n >= 3, segments[n - 3] == "blobs", segments[n - 2] == "uploads", segments[n - 1].isEmpty {
-            let name = try repository(dropping: 3)
-            guard method == "POST" else { throw URIRejection("\(method) is not allowed on an upload start") }
-            return try [access(.push, name)] + mountSource(uri)
-        }
-        // …/blobs/uploads/<uuid> (upload session)
-        if n >= 3, segments[n - 3] == "blobs", segments[n - 2] == "uploads", isUploadID(segments[n - 1]) {
-            let name = try repository(dropping: 3)
-            guard ["GET", "HEAD", "PATCH", "PUT", "DELETE"].contains(method) else {
-                throw URIRejection("\(method) is not allowed on an upload session")
+        if separators.count == 3, kind.elementsEqual(uploads), slice((separators[2] + 1)..<separators[1]).elementsEqual(blobs) {
+            let repository = try name(before: separators[2])
+            if last.isEmpty {
+                guard method == "POST" else { throw URIRejection("\(method) is not allowed on an upload start") }
+                return .uploadStart(repository)
             }
-            return [access(.push, name)]
-        }
-        if n >= 2 {
-            let kind = segments[n - 2]
-            let last = segments[n - 1]
-            switch kind {
-            case "manifests" where isTag(last) || isDigest(last):
-                let name = try repository(dropping: 2)
-                switch method {
-                case "GET", "HEAD": return [access(.pull, name)]
-                case "PUT": return [access(.push, name)]
-                case "DELETE": return [access(.delete, name)]
-                default: throw URIRejection("\(method) is not allowed on a manifest")
+            if isUploadID(last) {
+                guard isRead || method == "PATCH" || method == "PUT" || method == "DELETE" else {
+                    throw URIRejection("\(method) is not allowed on an upload session")
                 }
-            case "blobs" where isDigest(last):
-                let name = try repository(dropping: 2)
-                switch method {
-                case "GET", "HEAD": return [access(.pull, name)]
-                case "DELETE": return [access(.delete, name)]
-                default: throw URIRejection("\(method) is not allowed on a blob")
-                }
-            case "tags" where last == "list":
-                let name = try repository(dropping: 2)
-                guard isRead else { throw URIRejection("\(method) is not allowed on a tag list") }
-                return [access(.pull, name)]
-            case "referrers" where isDigest(last):
-                let name = try repository(dropping: 2)
-                guard isRead else { throw URIRejection("\(method) is not allowed on referrers") }
-                return [access(.pull, name)]
-            default:
-                break
+                return .repository(.push, repository)
             }
+        }
+        if kind.elementsEqual(manifests), isTag(last) || isDigest(last) {
+            let repository = try name(before: separators[1])
+            switch method {
+            case "GET", "HEAD": return .repository(.pull, repository)
+            case "PUT": return .repository(.push, repository)
+            case "DELETE": return .repository(.delete, repository)
+            default: throw URIRejection("\(method) is not allowed on a manifest")
+            }
+        }
+        if kind.elementsEqual(blobs), isDigest(last) {
+            let repository = try name(before: separators[1])
+            switch method {
+            case "GET", "HEAD": return .repository(.pull, repository)
+            case "DELETE": return .repository(.delete, repository)
+            default: throw URIRejection("\(method) is not allowed on a blob")
+            }
+        }
+        if kind.elementsEqual(tags), last.elementsEqual(list) {
+            let repository = try name(before: separators[1])
+            guard isRead else { throw URIRejection("\(method) is not allowed on a tag list") }
+            return .repository(.pull, repository)
+        }
+        if kind.elementsEqual(referrers), isDigest(last) {
+            let repository = try name(before: separators[1])
+            guard isRead else { throw URIRejection("\(method) is not allowed on referrers") }
+            return .repository(.pull, repository)
         }
         throw URIRejection("the path matches no registry endpoint")
     }
@@ -107,43 +137,56 @@ public enum RegistryRoute {
 
     /// OCI repository name: lower-case components `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` joined by `/`.
     public static func isRepositoryName(_ name: String) -> Bool {
-        guard !name.isEmpty, name.utf8.count <= maximumNameLength else { return false }
-        for component in name.split(separator: "/", omittingEmptySubsequences: false) {
-            let bytes = Array(component.utf8)
-            guard let first = bytes.first, let last = bytes.last, isLowerAlnum(first), isLowerAlnum(last) else { return false }
-            var index = 0
-            while index < bytes.count {
-                if isLowerAlnum(bytes[index]) {
-                    index += 1
-                    continue
+        var name = name
+        return name.withUTF8 { isRepositoryName($0) }
+    }
+
+    static func isRepositoryName(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !bytes.isEmpty, bytes.count <= maximumNameLength else { return false }
+        var expectAlnum = true  // at the start of a component, or after a separator
+        var separator: UInt8 = 0  // the separator run in progress: ".", "_" or "-"
+        var separatorLength = 0
+        for byte in bytes {
+            if isLowerAlnum(byte) {
+                expectAlnum = false
+                separator = 0
+                separatorLength = 0
+            } else if byte == UInt8(ascii: "/") {
+                guard !expectAlnum else { return false }
+                expectAlnum = true
+            } else if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") {
+                if expectAlnum {
+                    // Only "__" and runs of "-" may continue a separator.
+                    let continues = separator == byte && ((byte == UInt8(ascii: "_") && separatorLength == 1) || byte == UInt8(ascii: "-"))
+                    guard continues else { return false }
+                    separatorLength += 1
+                } else {
+                    separator = byte
+                    separatorLength = 1
+                    expectAlnum = true
                 }
-                // A separator run: ".", "_", "__", or one or more "-".
-                var run = index
-                while run < bytes.count, !isLowerAlnum(bytes[run]) { run += 1 }
-                let separator = bytes[index..<run]
-                let valid =
-                    separator.elementsEqual([UInt8(ascii: ".")]) || separator.elementsEqual([UInt8(ascii: "_")])
-                    || separator.elementsEqual([UInt8(ascii: "_"), UInt8(ascii: "_")])
-                    || separator.allSatisfy { $0 == UInt8(ascii: "-") }
-                guard valid else { return false }
-                index = run
+            } else {
+                return false
             }
         }
-        return true
+        return !expectAlnum
     }
 
     /// Tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
-    static func isTag(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
+    static func isTag(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = bytes.first, bytes.count <= 128, isWordByte(first) else { return false }
         return bytes.dropFirst().allSatisfy { isWordByte($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
     }
 
     /// Digest: `algorithm:encoded`, algorithm `[a-z0-9]+([+._-][a-z0-9]+)*`, encoded `[a-zA-Z0-9=_-]+`.
     static func isDigest(_ text: String) -> Bool {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, parts[1].utf8.count <= 1024 else { return false }
-        let algorithm = Array(parts[0].utf8)
+        var text = text
+        return text.withUTF8 { isDigest($0) }
+    }
+
+    static func isDigest(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon > 0, colon < bytes.count - 1, bytes.count - colon <= 1025 else { return false }
+        let algorithm = bytes[..<colon]
         guard let first = algorithm.first, let last = algorithm.last, isLowerAlnum(first), isLowerAlnum(last) else { return false }
         var previousWasSeparator = false
         for byte in algorithm {
@@ -152,13 +195,13 @@ public enum RegistryRoute {
             guard !(separator && previousWasSeparator) else { return false }
             previousWasSeparator = separator
         }
-        return parts[1].utf8.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        return bytes[(colon + 1)...].allSatisfy { isAlnum($0) || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
     }
 
     /// Upload session id as the registry issues them (a UUID), leniently: `[a-zA-Z0-9._=-]+`.
-    static func isUploadID(_ text: String) -> Bool {
-        !text.isEmpty && text.utf8.count <= 256
-            && text.utf8.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "=") }
+    static func isUploadID(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        !bytes.isEmpty && bytes.count <= 256
+            && bytes.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "=") }
     }
 
     private static func isLowerAlnum(_ byte: UInt8) -> Bool {

@@ -34,6 +34,12 @@ struct AuthRoutes {
 
     func decide(_ request: Request, context: GatehouseRequestContext, policy: String?) async -> Response {
         let started = ContinuousClock.now
+        // The router forgives "/auth/" and "/auth//registry"; we do not: an nginx location whose
+        // policy variable came out empty must not silently get the default policy.
+        let expectedPath = policy.map { "/auth/\($0)" } ?? "/auth"
+        guard request.uri.path == expectedPath else {
+            return Response(status: .notFound, headers: [DecisionResponse.decision: "deny", DecisionResponse.rule: "unknown-policy"])
+        }
         let snapshot = store.snapshot
         let headers = request.headers
         let method = headers[Self.originalMethod] ?? request.method.rawValue
@@ -44,12 +50,14 @@ struct AuthRoutes {
             forwardedFor: headers[values: Self.forwardedFor],
             trustedProxies: snapshot.configuration.trustedProxies
         )
+        let explain = Self.wantsExplanation(request.uri.query)
         let authRequest = AuthRequest(
             credentials: .authorizationHeaders(headers[values: .authorization]),
             method: method,
             originalURIs: uris,
             policyName: policy,
-            clientAddress: client
+            clientAddress: client,
+            wantsTrace: explain
         )
         let decision = await snapshot.engine.decide(authRequest)
         audit.record(
@@ -60,7 +68,7 @@ struct AuthRoutes {
             configuration: snapshot.configuration.log,
             latency: started.duration(to: .now)
         )
-        return DecisionResponse.response(for: decision, challenge: snapshot.engine.challenge, explain: Self.wantsExplanation(request.uri.query))
+        return DecisionResponse.response(for: decision, challenge: snapshot.engine.challenge, explain: explain)
     }
 
     private func readiness() async -> Response {

@@ -182,6 +182,13 @@ struct AuthEndpointTests {
             #expect(edit.status == .forbidden)
             let unknown = try await client.execute(uri: "/auth/nope", method: .get, headers: Self.headers(user: "reader", password: "reader-pw", uri: "/v2/"))
             #expect(unknown.status == .notFound)
+            // An empty policy name (an nginx variable left unset) is not the default policy.
+            for path in ["/auth/", "/auth//registry", "/auth/registry/"] {
+                let response = try await client.execute(uri: path, method: .get, headers: Self.headers(user: "reader", password: "reader-pw", uri: "/v2/"))
+                #expect(response.status == .notFound, "\(path)")
+            }
+            let named = try await client.execute(uri: "/auth/registry", method: .get, headers: Self.headers(user: "reader", password: "reader-pw", uri: "/v2/"))
+            #expect(named.status == .ok)
         }
     }
 
