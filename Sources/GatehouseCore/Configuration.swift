@@ -43,10 +43,13 @@ public struct Configuration: Sendable {
 public enum BackendConfiguration: Sendable, Equatable {
     /// An htpasswd file and an optional Apache group file.
     case htpasswd(name: String, file: String, groupsFile: String?)
+    /// An LDAP directory or Active Directory.
+    case ldap(LDAPConfiguration)
 
     public var name: String {
         switch self {
         case .htpasswd(let name, _, _): name
+        case .ldap(let configuration): configuration.name
         }
     }
 }

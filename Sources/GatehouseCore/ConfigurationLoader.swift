@@ -137,7 +137,11 @@ extension Configuration {
                 }
                 backends.append(.htpasswd(name: name, file: path, groupsFile: groupsPath))
             case "ldap":
-                reader.fail("\(key).type", raw["type"], "the ldap backend is not available in this build yet")
+                guard let fields = reader.mapping(item, key: key, allowed: LDAPConfiguration.keys) else { continue }
+                guard let name = requiredName(fields, key: key, node: item, reader: reader, names: &names) else { continue }
+                if let ldap = parseLDAP(fields, name: name, key: key, node: item, reader: reader, baseDirectory: baseDirectory) {
+                    backends.append(.ldap(ldap))
+                }
             case nil:
                 reader.fail("\(key).type", item, "is required (htpasswd or ldap)")
             case let other?:
@@ -145,6 +149,85 @@ extension Configuration {
             }
         }
         return backends
+    }
+
+    private static func parseLDAP(
+        _ fields: [String: Node],
+        name: String,
+        key: String,
+        node: Node,
+        reader: YAMLReader,
+        baseDirectory: String
+    ) -> LDAPConfiguration? {
+        let errorCount = reader.errors.count
+        func required(_ field: String) -> String? {
+            if fields[field] == nil { reader.fail("\(key).\(field)", node, "is required for an ldap backend") }
+            return reader.string(fields[field], key: "\(key).\(field)")
+        }
+        var preset = LDAPConfiguration.Preset.openldap
+        if let text = reader.string(fields["preset"], key: "\(key).preset") {
+            if let value = LDAPConfiguration.Preset(rawValue: text) { preset = value } else {
+                reader.fail("\(key).preset", fields["preset"], "\"\(text)\" is not active-directory or openldap")
+            }
+        }
+        let urls = reader.strings(fields["urls"], key: "\(key).urls") ?? []
+        if fields["urls"] == nil || urls.isEmpty { reader.fail("\(key).urls", fields["urls"] ?? node, "needs at least one ldap:// or ldaps:// URL") }
+        let bindDN = required("bind_dn") ?? ""
+        let baseDN = required("base_dn") ?? ""
+        var ldap = LDAPConfiguration(name: name, preset: preset, urls: urls, bindDN: bindDN, baseDN: baseDN)
+        if let value = reader.bool(fields["start_tls"], key: "\(key).start_tls") { ldap.startTLS = value }
+        if let value = reader.bool(fields["insecure"], key: "\(key).insecure") { ldap.insecure = value }
+        if let value = reader.bool(fields["nested_groups"], key: "\(key).nested_groups") { ldap.nestedGroups = value }
+        if let value = reader.integer(fields["pool_size"], key: "\(key).pool_size", range: 1...64) { ldap.poolSize = value }
+        if let value = reader.duration(fields["timeout"], key: "\(key).timeout") {
+            if value < .milliseconds(100) || value > .seconds(120) {
+                reader.fail("\(key).timeout", fields["timeout"], "must be between 100ms and 120s")
+            } else {
+                ldap.timeout = value
+            }
+        }
+        if let filter = reader.string(fields["user_filter"], key: "\(key).user_filter") {
+            if !filter.contains("{username}") || !filter.hasPrefix("(") {
+                reader.fail("\(key).user_filter", fields["user_filter"], "must be a filter in parentheses containing {username}")
+            }
+            ldap.userFilter = filter
+        }
+        if let value = reader.string(fields["username_attribute"], key: "\(key).username_attribute") { ldap.usernameAttribute = value }
+        if let value = reader.string(fields["group_base_dn"], key: "\(key).group_base_dn") { ldap.groupBaseDN = value }
+        if let filter = reader.string(fields["group_filter"], key: "\(key).group_filter") {
+            if !filter.hasPrefix("(") { reader.fail("\(key).group_filter", fields["group_filter"], "must be a filter in parentheses") }
+            ldap.groupFilter = filter
+        }
+        if let value = reader.string(fields["group_attribute"], key: "\(key).group_attribute") { ldap.groupAttribute = value }
+        if let value = reader.strings(fields["upn_suffixes"], key: "\(key).upn_suffixes") { ldap.upnSuffixes = value }
+        if let value = reader.string(fields["netbios_domain"], key: "\(key).netbios_domain") { ldap.netbiosDomain = value }
+        if let file = reader.string(fields["ca_file"], key: "\(key).ca_file") {
+            let path = resolve(file, baseDirectory)
+            if FileStamp(path: path) == nil { reader.fail("\(key).ca_file", fields["ca_file"], "\(path) does not exist or cannot be read") }
+            ldap.caFile = path
+        }
+        if let file = reader.string(fields["bind_password_file"], key: "\(key).bind_password_file") {
+            let path = resolve(file, baseDirectory)
+            if FileStamp(path: path) == nil { reader.fail("\(key).bind_password_file", fields["bind_password_file"], "\(path) does not exist or cannot be read") }
+            ldap.bindPasswordFile = path
+        }
+        ldap.bindPasswordEnvironment = reader.string(fields["bind_password_env"], key: "\(key).bind_password_env")
+        if ldap.bindPasswordFile == nil, ldap.bindPasswordEnvironment == nil {
+            reader.fail("\(key).bind_password_file", node, "the service account needs bind_password_file or bind_password_env")
+        }
+        for (index, url) in urls.enumerated() {
+            let field = "\(key).urls[\(index + 1)]"
+            if url.hasPrefix("ldaps://") {
+                if ldap.startTLS { reader.fail(field, fields["urls"], "start_tls is for ldap:// URLs; ldaps:// is TLS already") }
+            } else if url.hasPrefix("ldap://") {
+                if !ldap.startTLS && !ldap.insecure {
+                    reader.fail(field, fields["urls"], "a simple bind over plain ldap:// sends passwords in clear: use ldaps://, start_tls: true, or insecure: true (tests on loopback only)")
+                }
+            } else {
+                reader.fail(field, fields["urls"], "\"\(url)\" is not an ldap:// or ldaps:// URL")
+            }
+        }
+        return reader.errors.count == errorCount ? ldap : nil
     }
 
     private static func requiredName(_ fields: [String: Node], key: String, node: Node, reader: YAMLReader, names: inout Set<String>) -> String? {

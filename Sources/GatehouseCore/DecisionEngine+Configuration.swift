@@ -12,6 +12,8 @@ extension DecisionEngine {
             switch backend {
             case .htpasswd(let name, let file, let groupsFile):
                 backends.append(try HtpasswdBackend(name: name, passwordPath: file, groupsPath: groupsFile, logger: logger))
+            case .ldap(let settings):
+                backends.append(try LDAPBackend(configuration: settings, logger: logger))
             }
         }
         self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends)

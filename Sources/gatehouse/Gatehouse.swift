@@ -10,7 +10,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "Answers nginx auth_request subrequests from htpasswd files and per-repository rules.",
-        subcommands: [ServeCommand.self, CheckCommand.self, HashCommand.self, ConfigCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, HashCommand.self, ConfigCommand.self, LDAPCommand.self]
     )
 
     /// Exit codes are part of the contract (0 allowed/ok, 1 denied/invalid, 2 error), so usage

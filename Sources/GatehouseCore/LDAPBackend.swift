@@ -1,0 +1,236 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import CLDAP
+import Glibc
+public import Logging
+import NIOPosix
+
+/// Users and groups from an LDAP directory or Active Directory, through OpenLDAP's libldap.
+///
+/// A verification is: search the user with the service account (pooled connections), bind as
+/// the found entry with the user's password (a separate pool of bind connections, never the
+/// service ones), then read the groups with the service account. Every libldap call blocks, so
+/// all of it runs on this backend's own thread pool of `pool_size` threads, never on an event
+/// loop and never queued behind bcrypt on the shared pool.
+public final class LDAPBackend: CredentialBackend {
+    public let name: String
+    public let configuration: LDAPConfiguration
+    private let logger: Logger
+    private let threadPool: NIOThreadPool
+    private let searches: LDAPConnectionPool
+    private let binds: LDAPConnectionPool
+
+    /// Reads the service password and starts the thread pool; connects lazily.
+    public init(configuration: LDAPConfiguration, logger: Logger) throws {
+        self.name = configuration.name
+        self.configuration = configuration
+        self.logger = logger
+        let password = try Self.servicePassword(configuration)
+        let settings = LDAPConnection.Settings(startTLS: configuration.startTLS, caFile: configuration.caFile, timeout: configuration.timeout)
+        let bindDN = configuration.bindDN
+        searches = LDAPConnectionPool(urls: configuration.urls, settings: settings, capacity: configuration.poolSize) { connection throws(LDAPError) in
+            try connection.bind(dn: bindDN, password: password, step: .serviceBind)
+        }
+        binds = LDAPConnectionPool(urls: configuration.urls, settings: settings, capacity: configuration.poolSize) { _ throws(LDAPError) in }
+        threadPool = NIOThreadPool(numberOfThreads: configuration.poolSize)
+        threadPool.start()
+    }
+
+    deinit {
+        searches.drain()
+        binds.drain()
+        threadPool.shutdownGracefully { _ in }
+    }
+
+    static func servicePassword(_ configuration: LDAPConfiguration) throws -> String {
+        var password: String?
+        if let file = configuration.bindPasswordFile {
+            var text = try readTextFile(file)
+            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+            password = text
+        } else if let variable = configuration.bindPasswordEnvironment {
+            password = getenvString(variable)
+        }
+        guard let password, !password.isEmpty, !password.utf8.contains(0) else {
+            throw BackendUnavailable(backend: configuration.name, reason: "no service account password (bind_password_file or bind_password_env)")
+        }
+        return password
+    }
+
+    // MARK: CredentialBackend
+
+    public func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult {
+        try await run { try self.verify(credentials) }
+    }
+
+    public func identity(of user: String) async throws -> Identity? {
+        try await run { try self.identitySync(of: user) }
+    }
+
+    /// ``identity(of:)`` without the thread pool, for the command line.
+    func identitySync(of user: String) throws -> Identity? {
+        guard let login = accountName(for: user), let entry = try findUser(login) else { return nil }
+        return try identity(for: entry)
+    }
+
+    public func equaliseTiming(_ credentials: BasicCredentials) async {
+        // A bind to a name that does not exist costs the directory what a wrong password does.
+        _ = try? await run {
+            try self.binds.withConnection { connection throws(LDAPError) in
+                try? connection.bind(dn: "cn=gatehouse-no-such-user,\(self.configuration.baseDN)", password: credentials.password, step: .userBind)
+            }
+        }
+    }
+
+    public func readinessProblem() async -> String? {
+        do {
+            try await run {
+                _ = try self.searches.withConnection { connection throws(LDAPError) in
+                    try connection.search(base: "", scope: LDAP_SCOPE_BASE, filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1, timeout: self.configuration.timeout, step: .connect)
+                }
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    // MARK: Verification (blocking, on the thread pool)
+
+    private func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        do {
+            return try await threadPool.runIfActive(work)
+        } catch let error as LDAPError where error.isUnavailable {
+            throw BackendUnavailable(backend: name, reason: error.description)
+        }
+    }
+
+    private func verify(_ credentials: BasicCredentials) throws -> AuthenticationResult {
+        guard let login = accountName(for: credentials.user) else { return .unknownUser }
+        guard let entry = try findUser(login) else { return .unknownUser }
+        do {
+            try binds.withConnection { connection throws(LDAPError) in
+                try connection.bind(dn: entry.dn, password: credentials.password, step: .userBind)
+            }
+        } catch {
+            guard !error.isUnavailable else { throw error }
+            let reason = error.activeDirectoryCode.map(LDAPError.explainActiveDirectory) ?? error.codeName
+            return .rejected(reason: reason)
+        }
+        if let refusal = accountRefusal(entry) { return .rejected(reason: refusal) }
+        return .authenticated(try identity(for: entry))
+    }
+
+    /// The value for `{username}`: AD accepts `alice`, `alice@corp.example` and `CORP\alice`.
+    /// Nil for a form that names another domain.
+    func accountName(for login: String) -> String? {
+        guard configuration.preset == .activeDirectory else { return login }
+        if let backslash = login.firstIndex(of: "\\") {
+            let domain = login[..<backslash]
+            guard let expected = configuration.netbiosDomain, domain.lowercased() == expected.lowercased() else { return nil }
+            return String(login[login.index(after: backslash)...])
+        }
+        if let at = login.lastIndex(of: "@") {
+            let suffix = login[login.index(after: at)...].lowercased()
+            guard configuration.upnSuffixes.contains(where: { $0.lowercased() == suffix }) else { return nil }
+            return String(login[..<at])
+        }
+        return login
+    }
+
+    private var userAttributes: [String] {
+        [configuration.usernameAttribute, "memberOf", "objectSid", "primaryGroupID", "userAccountControl", "msDS-User-Account-Control-Computed"]
+    }
+
+    /// Exactly one entry, or nil: two entries for one login is a directory error, not a guess.
+    private func findUser(_ login: String) throws(LDAPError) -> LDAPConnection.Entry? {
+        let filter = LDAPFilter.fill(configuration.userFilter, ["username": login])
+        let entries = try searches.withConnection { connection throws(LDAPError) in
+            try connection.search(
+                base: configuration.baseDN,
+                scope: LDAP_SCOPE_SUBTREE,
+                filter: filter,
+                attributes: userAttributes,
+                sizeLimit: 2,
+                timeout: configuration.timeout,
+                step: .userSearch
+            )
+        }
+        guard entries.count == 1 else {
+            if entries.count > 1 { logger.warning("login matches several entries; refused", metadata: ["backend": "\(name)"]) }
+            return nil
+        }
+        return entries[0]
+    }
+
+    /// AD account states that a successful bind alone does not rule out.
+    private func accountRefusal(_ entry: LDAPConnection.Entry) -> String? {
+        guard configuration.preset == .activeDirectory else { return nil }
+        let control = entry.strings("userAccountControl").first.flatMap { Int($0) } ?? 0
+        if control & 0x2 != 0 { return LDAPError.explainActiveDirectory("533") }
+        let computed = entry.strings("msDS-User-Account-Control-Computed").first.flatMap { Int($0) } ?? 0
+        if computed & 0x10 != 0 { return LDAPError.explainActiveDirectory("775") }
+        if computed & 0x80_0000 != 0 { return LDAPError.explainActiveDirectory("532") }
+        return nil
+    }
+
+    private func identity(for entry: LDAPConnection.Entry) throws(LDAPError) -> Identity {
+        let user = entry.strings(configuration.usernameAttribute).first ?? entry.dn
+        return Identity(user: user, groups: try groups(for: entry, user: user), backend: name, groupsAreCaseInsensitive: true)
+    }
+
+    private func groups(for entry: LDAPConnection.Entry, user: String) throws(LDAPError) -> [String] {
+        let base = configuration.groupBaseDN ?? configuration.baseDN
+        var filters: [String] = []
+        if let custom = configuration.groupFilter {
+            filters.append(LDAPFilter.fill(custom, ["dn": entry.dn, "username": user]))
+        } else {
+            switch configuration.preset {
+            case .activeDirectory:
+                let rule = configuration.nestedGroups ? ":1.2.840.113556.1.4.1941:" : ""
+                filters.append(LDAPFilter.fill("(&(objectClass=group)(member\(rule)={dn}))", ["dn": entry.dn]))
+                // memberOf omits the primary group (Domain Users): find it by SID.
+                if let sid = primaryGroupSID(entry) { filters.append("(objectSid=\(LDAPFilter.escape(bytes: sid)))") }
+            case .openldap:
+                filters.append(
+                    LDAPFilter.fill(
+                        "(|(&(objectClass=groupOfNames)(member={dn}))(&(objectClass=groupOfUniqueNames)(uniqueMember={dn}))(&(objectClass=posixGroup)(memberUid={username})))",
+                        ["dn": entry.dn, "username": user]
+                    )
+                )
+            }
+        }
+        var names: Set<String> = []
+        for filter in filters {
+            let found = try searches.withConnection { connection throws(LDAPError) in
+                try connection.search(
+                    base: base,
+                    scope: LDAP_SCOPE_SUBTREE,
+                    filter: filter,
+                    attributes: [configuration.groupAttribute],
+                    sizeLimit: 0,
+                    timeout: configuration.timeout,
+                    step: .groups
+                )
+            }
+            for group in found { names.formUnion(group.strings(configuration.groupAttribute)) }
+        }
+        return names.sorted()
+    }
+
+    /// The user's domain SID with the primary group's RID in place of the user's.
+    private func primaryGroupSID(_ entry: LDAPConnection.Entry) -> [UInt8]? {
+        guard let sid = entry.values("objectSid").first, sid.count >= 12, sid.count == 8 + 4 * Int(sid[1]),
+            let rid = entry.strings("primaryGroupID").first.flatMap(UInt32.init)
+        else { return nil }
+        var group = Array(sid.dropLast(4))
+        group += withUnsafeBytes(of: rid.littleEndian, Array.init)
+        return group
+    }
+}
+
+func getenvString(_ name: String) -> String? {
+    guard let value = getenv(name) else { return nil }
+    return String(cString: value)
+}

@@ -1,0 +1,98 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import Synchronization
+
+/// Idle connections to a directory, with failover across its URLs.
+///
+/// A connection is used by one thread at a time: it leaves the pool for the duration of
+/// ``withConnection(_:)``. A server that fails to connect is skipped for a back-off period
+/// while others are tried. A pooled connection that turns out dead (the server restarted) is
+/// dropped and the operation retried once on a fresh one.
+final class LDAPConnectionPool: Sendable {
+    /// How a fresh connection is prepared: a service bind, or nothing (user-bind connections).
+    let prepare: @Sendable (LDAPConnection) throws(LDAPError) -> Void
+    private let urls: [String]
+    private let settings: LDAPConnection.Settings
+    private let capacity: Int
+    private let idle = Mutex<[LDAPConnection]>([])
+    private let deadUntil = Mutex<[String: ContinuousClock.Instant]>([:])
+    static let backOff = Duration.seconds(10)
+
+    init(urls: [String], settings: LDAPConnection.Settings, capacity: Int, prepare: @escaping @Sendable (LDAPConnection) throws(LDAPError) -> Void) {
+        self.urls = urls
+        self.settings = settings
+        self.capacity = capacity
+        self.prepare = prepare
+    }
+
+    /// Runs `body` on a pooled or fresh connection. Blocking: call it on the LDAP thread pool.
+    func withConnection<T>(_ body: (LDAPConnection) throws(LDAPError) -> T) throws(LDAPError) -> T {
+        let pooled = idle.withLock { $0.popLast() }
+        if let pooled {
+            do {
+                let result = try body(pooled)
+                release(pooled)
+                return result
+            } catch {
+                guard error.isUnavailable else {
+                    release(pooled)
+                    throw error
+                }
+                // Stale (server restarted, idle timeout): drop it and try once more, fresh.
+                pooled.close()
+            }
+        }
+        let connection = try connect()
+        do {
+            let result = try body(connection)
+            release(connection)
+            return result
+        } catch {
+            if error.isUnavailable { connection.close() } else { release(connection) }
+            throw error
+        }
+    }
+
+    /// A new, prepared connection to the first URL that answers.
+    func connect() throws(LDAPError) -> LDAPConnection {
+        let now = ContinuousClock.now
+        let dead = deadUntil.withLock { $0.filter { $0.value > now }.keys }
+        // Live servers in order first, then the dead ones: with all of them down we still try.
+        let ordered = urls.filter { !dead.contains($0) } + urls.filter { dead.contains($0) }
+        var lastError = LDAPError(code: -1, message: "no LDAP URL configured", step: .connect)
+        for url in ordered {
+            do {
+                let connection = try LDAPConnection(url: url, settings: settings)
+                try prepare(connection)
+                _ = deadUntil.withLock { $0.removeValue(forKey: url) }
+                return connection
+            } catch {
+                lastError = error
+                guard error.isUnavailable || error.step == .connect || error.step == .tls else { throw error }
+                deadUntil.withLock { $0[url] = .now + Self.backOff }
+            }
+        }
+        throw lastError
+    }
+
+    private func release(_ connection: LDAPConnection) {
+        let kept = idle.withLock { idle -> Bool in
+            guard idle.count < capacity else { return false }
+            idle.append(connection)
+            return true
+        }
+        if !kept { connection.close() }
+    }
+
+    /// Closes every idle connection.
+    func drain() {
+        let connections = idle.withLock { idle -> [LDAPConnection] in
+            defer { idle.removeAll() }
+            return idle
+        }
+        for connection in connections { connection.close() }
+    }
+
+    var idleCount: Int { idle.withLock { $0.count } }
+}
