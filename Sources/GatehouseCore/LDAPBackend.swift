@@ -35,6 +35,9 @@ public final class LDAPBackend: CredentialBackend {
         binds = LDAPConnectionPool(urls: configuration.urls, settings: settings, capacity: configuration.poolSize) { _ throws(LDAPError) in }
         threadPool = NIOThreadPool(numberOfThreads: configuration.poolSize)
         threadPool.start()
+        // libldap writes with plain write(2): a directory that closed its end (restarted,
+        // idle timeout) would otherwise kill the whole process with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
     }
 
     deinit {
