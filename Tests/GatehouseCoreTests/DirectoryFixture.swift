@@ -91,3 +91,23 @@ enum SharedSlapd {
         fixture?.stop()
     }
 }
+
+/// One Samba AD DC for the whole test process (it needs the standard ports), stopped at exit.
+enum SharedActiveDirectory {
+    nonisolated(unsafe) private static var fixture: DirectoryFixture?
+    private static let lock = NSLock()
+
+    static func get() throws -> DirectoryFixture {
+        lock.lock()
+        defer { lock.unlock() }
+        if let fixture { return fixture }
+        let started = try DirectoryFixture(script: "samba-ad.sh")
+        fixture = started
+        atexit { SharedActiveDirectory.stopAtExit() }
+        return started
+    }
+
+    private static func stopAtExit() {
+        fixture?.stop()
+    }
+}
