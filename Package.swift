@@ -75,10 +75,17 @@ let package = Package(
             path: "Benchmarks/GatehouseBenchmark",
             swiftSettings: swiftSettings
         ),
+        // Child processes for tests, without Foundation's Process.
+        .target(
+            name: "GatehouseTestSupport",
+            path: "Tests/GatehouseTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "GatehouseCoreTests",
             dependencies: [
                 "GatehouseCore",
+                "GatehouseTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -88,17 +95,19 @@ let package = Package(
             dependencies: [
                 "GatehouseCore",
                 "GatehouseHTTP",
+                "GatehouseTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         // Runs the built `gatehouse` binary, as an operator would.
         .testTarget(
             name: "GatehouseCLITests",
-            dependencies: ["gatehouse"],
+            dependencies: ["gatehouse", "GatehouseTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,6 +1,7 @@
 // Gatehouse — an nginx auth_request service
 // SPDX-License-Identifier: Apache-2.0
 
+import CLDAP
 import Synchronization
 
 /// Idle connections to a directory, with failover across its URLs.
@@ -39,8 +40,10 @@ final class LDAPConnectionPool: Sendable {
                     release(pooled)
                     throw error
                 }
-                // Stale (server restarted, idle timeout): drop it and try once more, fresh.
                 pooled.close()
+                // Stale (the server restarted or dropped an idle connection): try once more on a
+                // fresh one. Not after a timeout: that would double the worst case.
+                guard error.code == LDAP_SERVER_DOWN else { throw error }
             }
         }
         let connection = try connect()

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Foundation
+import GatehouseTestSupport
 import Testing
 
 /// The `gatehouse` binary as an operator runs it: output and exit codes.
@@ -20,22 +21,8 @@ struct CommandLineTests {
     }
 
     static func run(_ arguments: [String], input: String = "", executable: URL = binary) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        let stdin = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        process.standardInput = stdin
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
+        let child = try ChildProcess.run([executable.path] + arguments, input: input)
+        return Result(status: child.status, output: child.output, error: child.error)
     }
 
     final class Files {

@@ -2,26 +2,15 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Foundation
+import GatehouseTestSupport
 import Testing
 
 /// Runs a tool that ships with Debian (htpasswd, openssl, mkpasswd, slappasswd) and returns its
 /// standard output without the final newline.
 func tool(_ arguments: [String], input: String? = nil) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    let stdin = Pipe()
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw ToolFailed(arguments: arguments, status: process.terminationStatus) }
-    var text = String(decoding: data, as: UTF8.self)
+    let result = try ChildProcess.run(arguments, input: input ?? "")
+    guard result.status == 0 else { throw ToolFailed(arguments: arguments, status: result.status) }
+    var text = result.output
     while text.hasSuffix("\n") { text.removeLast() }
     return text
 }
