@@ -20,11 +20,14 @@ final class LDAPConnection: @unchecked Sendable {
 
     let url: String
     private var handle: OpaquePointer?
+    private let watchdog = LDAPHandshakeWatchdog()
+    private let timeout: Duration
 
     /// Initialises a handle for `url` and connects (the TLS handshake of `ldaps://` included;
     /// StartTLS too unless `startTLS` is false, for `gatehouse ldap test` to time it apart).
     init(url: String, settings: Settings, startTLS: Bool = true) throws(LDAPError) {
         self.url = url
+        self.timeout = settings.timeout
         var handle: OpaquePointer?
         let rc = ldap_initialize(&handle, url)
         guard rc == LDAP_SUCCESS, let handle else { throw LDAPError(code: rc, message: "cannot initialise \(url)", step: .connect) }
@@ -70,10 +73,11 @@ final class LDAPConnection: @unchecked Sendable {
         try setOption(LDAP_OPT_X_TLS_PROTOCOL_MIN, &minimum, "minimum TLS 1.2")
         var newContext = Int32(0)
         try setOption(LDAP_OPT_X_TLS_NEWCTX, &newContext, "a private TLS context")
+        try setOption(LDAP_OPT_CONNECT_CB, watchdog.callbacks, "the handshake watchdog")
     }
 
     private func connect() throws(LDAPError) {
-        let rc = ldap_connect(handle)
+        let rc = watchdog.guarding(timeout: timeout) { ldap_connect(handle) }
         guard rc == LDAP_SUCCESS else {
             throw LDAPError(code: rc, message: diagnostic() ?? "cannot connect", step: url.hasPrefix("ldaps:") ? .tls : .connect)
         }
@@ -81,7 +85,7 @@ final class LDAPConnection: @unchecked Sendable {
 
     /// Upgrades a plain connection with StartTLS, verifying the server's certificate.
     func startTLS() throws(LDAPError) {
-        let rc = ldap_start_tls_s(handle, nil, nil)
+        let rc = watchdog.guarding(timeout: timeout) { ldap_start_tls_s(handle, nil, nil) }
         guard rc == LDAP_SUCCESS else { throw LDAPError(code: rc, message: diagnostic() ?? "StartTLS failed", step: .tls) }
     }
 

@@ -136,6 +136,29 @@ struct LDAPBackendTests {
         #expect(started.duration(to: .now) < .seconds(10))
     }
 
+    @Test(arguments: ["ldaps", "starttls"])
+    func aFrozenDirectoryIsUnavailableWithinTheTimeout(mode: String) async throws {
+        // SIGSTOP: the kernel still accepts TCP connections, nothing answers the TLS handshake,
+        // where libldap ignores its network timeout and would spin forever.
+        let fixture = try DirectoryFixture(script: "slapd.sh")
+        let pid = pid_t(fixture["SLAPD_PID"])!
+        let settings = Self.settings(fixture, urls: [mode == "ldaps" ? fixture["LDAPS_URL"] : fixture["LDAP_URL"]]) {
+            $0.startTLS = mode == "starttls"
+            $0.timeout = .seconds(1)
+        }
+        let backend = try Self.backend(settings)
+        kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) }
+        let started = ContinuousClock.now
+        await #expect(throws: BackendUnavailable.self) { try await backend.authenticate(Self.credentials("alice", "alice-pw")) }
+        #expect(started.duration(to: .now) < .seconds(5))
+        kill(pid, SIGCONT)
+        guard case .authenticated = try await backend.authenticate(Self.credentials("alice", "alice-pw")) else {
+            Issue.record("no login after the directory thawed")
+            return
+        }
+    }
+
     @Test func aStoppedDirectoryIsUnavailableAndRecovers() async throws {
         let fixture = try DirectoryFixture(script: "slapd.sh")
         let backend = try Self.backend(Self.settings(fixture))
