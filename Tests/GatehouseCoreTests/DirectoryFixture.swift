@@ -72,42 +72,31 @@ final class DirectoryFixture: @unchecked Sendable {
     }
 }
 
-/// One slapd for the whole test process, stopped at exit.
-enum SharedSlapd {
-    nonisolated(unsafe) private static var fixture: DirectoryFixture?
+/// One server per script for the whole test process, started on first use and stopped at exit:
+/// a slapd shared by the LDAP suite, and the Samba AD DC, which needs the standard ports.
+enum SharedFixture {
+    nonisolated(unsafe) private static var fixtures: [String: DirectoryFixture] = [:]
     private static let lock = NSLock()
 
-    static func get() throws -> DirectoryFixture {
+    static func get(_ script: String) throws -> DirectoryFixture {
         lock.lock()
         defer { lock.unlock() }
-        if let fixture { return fixture }
-        let started = try DirectoryFixture(script: "slapd.sh")
-        fixture = started
-        atexit { SharedSlapd.stopAtExit() }
+        if let fixture = fixtures[script] { return fixture }
+        let started = try DirectoryFixture(script: script)
+        if fixtures.isEmpty { atexit { SharedFixture.stopAll() } }
+        fixtures[script] = started
         return started
     }
 
-    private static func stopAtExit() {
-        fixture?.stop()
+    private static func stopAll() {
+        for fixture in fixtures.values { fixture.stop() }
     }
 }
 
-/// One Samba AD DC for the whole test process (it needs the standard ports), stopped at exit.
+enum SharedSlapd {
+    static func get() throws -> DirectoryFixture { try SharedFixture.get("slapd.sh") }
+}
+
 enum SharedActiveDirectory {
-    nonisolated(unsafe) private static var fixture: DirectoryFixture?
-    private static let lock = NSLock()
-
-    static func get() throws -> DirectoryFixture {
-        lock.lock()
-        defer { lock.unlock() }
-        if let fixture { return fixture }
-        let started = try DirectoryFixture(script: "samba-ad.sh")
-        fixture = started
-        atexit { SharedActiveDirectory.stopAtExit() }
-        return started
-    }
-
-    private static func stopAtExit() {
-        fixture?.stop()
-    }
+    static func get() throws -> DirectoryFixture { try SharedFixture.get("samba-ad.sh") }
 }
