@@ -60,6 +60,8 @@ public struct CacheConfiguration: Sendable, Equatable {
     public var negativeTTL: Duration = .seconds(10)
     public var staleGrace: Duration = .seconds(900)
     public var maxEntries = 100_000
+
+    public init() {}
 }
 
 /// `lockout:` — failed logins tolerated per user and client within a window.

@@ -21,6 +21,14 @@ public protocol CredentialBackend: Sendable {
 
     /// Nil when the backend can answer, else why not.
     func readinessProblem() async -> String?
+
+    /// Changes whenever the backend's users or groups changed (an htpasswd file re-read), so
+    /// that cached verdicts from before are not used. Checking may re-read files.
+    func currentGeneration() -> Int
+}
+
+extension CredentialBackend {
+    public func currentGeneration() -> Int { 0 }
 }
 
 /// What a backend says about a user and password.

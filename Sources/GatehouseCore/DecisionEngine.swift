@@ -12,12 +12,15 @@ public struct DecisionEngine: Sendable {
     public let defaultPolicy: String
     public let policies: [String: Policy]
     public let backends: [any CredentialBackend]
+    /// Recent verdicts on credentials; a new engine (a reload) starts with an empty one.
+    public let cache: CredentialCache
 
-    public init(realm: String, defaultPolicy: String, policies: [Policy], backends: [any CredentialBackend]) {
+    public init(realm: String, defaultPolicy: String, policies: [Policy], backends: [any CredentialBackend], cache: CacheConfiguration = CacheConfiguration()) {
         self.realm = realm
         self.defaultPolicy = defaultPolicy
         self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.backends = backends
+        self.cache = CredentialCache(configuration: cache)
     }
 
     /// The `WWW-Authenticate` value of every 401.
@@ -65,7 +68,8 @@ public struct DecisionEngine: Sendable {
         let identity: Identity?
         switch await authenticate(request.credentials) {
         case .success(let found):
-            identity = found
+            identity = found.identity
+            decision.cached = found.cached
         case .failure(.challenge(let reason, let detail)):
             decision.outcome = .challenge
             decision.status = 401
@@ -115,11 +119,11 @@ public struct DecisionEngine: Sendable {
     /// the user exists.
     static let invalidCredentials = "invalid user name or password"
 
-    private func authenticate(_ credentials: AuthRequest.Credentials) async -> Result<Identity?, AuthenticationFailure> {
+    private func authenticate(_ credentials: AuthRequest.Credentials) async -> Result<(identity: Identity?, cached: Bool), AuthenticationFailure> {
         let parsed: BasicCredentials
         switch credentials {
         case .anonymous, .authorizationHeaders([]):
-            return .success(nil)
+            return .success((nil, false))
         case .authorizationHeaders(let values) where values.count > 1:
             return .failure(.challenge(reason: "the request has more than one Authorization header", detail: nil))
         case .authorizationHeaders(let values):
@@ -137,7 +141,7 @@ public struct DecisionEngine: Sendable {
         case .assumeAuthenticated(let user):
             for backend in backends {
                 do {
-                    if let identity = try await backend.identity(of: user) { return .success(identity) }
+                    if let identity = try await backend.identity(of: user) { return .success((identity, false)) }
                 } catch {
                     return .failure(.unavailable("\(error)"))
                 }
@@ -145,12 +149,25 @@ public struct DecisionEngine: Sendable {
             return .failure(.challenge(reason: "no backend knows user \(user)", detail: nil))
         }
 
+        // The hot path: one keyed hash and a shard lookup, no bcrypt, no LDAP.
+        let key = cache.key(parsed)
+        let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }
+        switch cache.lookUp(key, generation: generation) {
+        case .authenticated(let identity)?:
+            return .success((identity, true))
+        case .rejected?:
+            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": failed recently (cached)"))
+        case nil:
+            break
+        }
         for backend in backends {
             do {
                 switch try await backend.authenticate(parsed) {
                 case .authenticated(let identity):
-                    return .success(identity)
+                    cache.store(.authenticated(identity), for: key, generation: generation)
+                    return .success((identity, false))
                 case .rejected(let why):
+                    cache.store(.rejected, for: key, generation: generation)
                     return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" in \(backend.name): \(why)"))
                 case .unknownUser:
                     continue
@@ -161,6 +178,7 @@ public struct DecisionEngine: Sendable {
             }
         }
         if let first = backends.first { await first.equaliseTiming(parsed) }
+        cache.store(.rejected, for: key, generation: generation)
         return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" is in no backend"))
     }
 }

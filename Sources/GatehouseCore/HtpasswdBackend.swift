@@ -100,6 +100,11 @@ public final class HtpasswdBackend: CredentialBackend {
         FileStamp(path: passwordPath) == nil ? "\(passwordPath) cannot be read" : nil
     }
 
+    public func currentGeneration() -> Int {
+        reloadIfChanged()
+        return generation
+    }
+
     /// Re-reads whichever file changed on disk; called before each lookup at most once a second.
     public func reloadIfChanged(force: Bool = false) {
         let due = state.withLock { state -> Bool in

@@ -1,0 +1,156 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import Crypto
+import Synchronization
+
+/// Remembers recent verdicts on credentials so that a repeat request pays neither bcrypt nor
+/// LDAP: nginx sends one subrequest per client request (21 for one `docker push`).
+///
+/// The key is HMAC-SHA-256 under a random per-process key of the user and password: no
+/// password and no hash that could be attacked offline is ever held. Successes live for
+/// `ttl`, failures for `negativeTTL` (a failure is keyed by its wrong password, so it can never
+/// block the right one). Entries are spread over shards, each a least-recently-used list, so
+/// that cores do not contend on one lock.
+public final class CredentialCache: Sendable {
+    /// What is remembered about one user and password.
+    public enum Verdict: Sendable, Equatable {
+        case authenticated(Identity)
+        case rejected
+    }
+
+    struct Key: Hashable, Sendable {
+        let a, b, c, d: UInt64
+    }
+
+    private struct Node {
+        var key: Key
+        var verdict: Verdict
+        var expires: ContinuousClock.Instant
+        var generation: Int
+        var previous: Int
+        var next: Int
+    }
+
+    /// One LRU list in arrays: `head` is the most recently used, `tail` the next to go.
+    private struct Shard {
+        var index: [Key: Int] = [:]
+        var nodes: [Node] = []
+        var free: [Int] = []
+        var head = -1
+        var tail = -1
+
+        mutating func unlink(_ slot: Int) {
+            let (previous, next) = (nodes[slot].previous, nodes[slot].next)
+            if previous >= 0 { nodes[previous].next = next } else { head = next }
+            if next >= 0 { nodes[next].previous = previous } else { tail = previous }
+        }
+
+        mutating func pushFront(_ slot: Int) {
+            nodes[slot].previous = -1
+            nodes[slot].next = head
+            if head >= 0 { nodes[head].previous = slot }
+            head = slot
+            if tail < 0 { tail = slot }
+        }
+
+        mutating func remove(_ slot: Int) {
+            unlink(slot)
+            index.removeValue(forKey: nodes[slot].key)
+            free.append(slot)
+        }
+    }
+
+    /// A shard behind its own lock (a Mutex cannot live in an array by itself).
+    private final class LockedShard: Sendable {
+        let mutex = Mutex(Shard())
+        func withLock<T>(_ body: (inout Shard) -> T) -> T { mutex.withLock { body(&$0) } }
+    }
+
+    private let secret = SymmetricKey(size: .bits256)
+    private let shards: [LockedShard]
+    private let capacityPerShard: Int
+    private let ttl: Duration
+    private let negativeTTL: Duration
+    private let evictionCount = Mutex(0)
+
+    static let shardCount = 16
+
+    public init(configuration: CacheConfiguration) {
+        shards = (0..<Self.shardCount).map { _ in LockedShard() }
+        capacityPerShard = configuration.maxEntries == 0 ? 0 : max(1, (configuration.maxEntries + Self.shardCount - 1) / Self.shardCount)
+        ttl = configuration.ttl
+        negativeTTL = configuration.negativeTTL
+    }
+
+    /// Whether anything is remembered at all (`max_entries: 0` turns the cache off).
+    public var isEnabled: Bool { capacityPerShard > 0 }
+
+    /// Entries evicted to stay within `max_entries`.
+    public var evictions: Int { evictionCount.withLock { $0 } }
+
+    /// The keyed hash of a user and password.
+    func key(_ credentials: BasicCredentials) -> Key {
+        var mac = HMAC<SHA256>(key: secret)
+        mac.update(data: Array(credentials.user.utf8))
+        mac.update(data: [0])
+        mac.update(data: Array(credentials.password.utf8))
+        let digest = Array(mac.finalize())
+        func word(_ offset: Int) -> UInt64 {
+            digest[offset..<(offset + 8)].reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        return Key(a: word(0), b: word(8), c: word(16), d: word(24))
+    }
+
+    /// The remembered verdict, if fresh and from the same generation of the backends' data.
+    func lookUp(_ key: Key, generation: Int) -> Verdict? {
+        guard isEnabled else { return nil }
+        let now = ContinuousClock.now
+        return shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Verdict? in
+            guard let slot = shard.index[key] else { return nil }
+            guard shard.nodes[slot].expires > now, shard.nodes[slot].generation == generation else {
+                shard.remove(slot)
+                return nil
+            }
+            shard.unlink(slot)
+            shard.pushFront(slot)
+            return shard.nodes[slot].verdict
+        }
+    }
+
+    func store(_ verdict: Verdict, for key: Key, generation: Int) {
+        guard isEnabled else { return }
+        let expires = ContinuousClock.now + (verdict == .rejected ? negativeTTL : ttl)
+        let evicted = shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Bool in
+            if let slot = shard.index[key] {
+                shard.nodes[slot].verdict = verdict
+                shard.nodes[slot].expires = expires
+                shard.nodes[slot].generation = generation
+                shard.unlink(slot)
+                shard.pushFront(slot)
+                return false
+            }
+            var evicted = false
+            if shard.index.count >= capacityPerShard, shard.tail >= 0 {
+                shard.remove(shard.tail)
+                evicted = true
+            }
+            let node = Node(key: key, verdict: verdict, expires: expires, generation: generation, previous: -1, next: -1)
+            let slot: Int
+            if let reused = shard.free.popLast() {
+                shard.nodes[reused] = node
+                slot = reused
+            } else {
+                shard.nodes.append(node)
+                slot = shard.nodes.count - 1
+            }
+            shard.index[key] = slot
+            shard.pushFront(slot)
+            return evicted
+        }
+        if evicted { evictionCount.withLock { $0 += 1 } }
+    }
+
+    /// How many entries are held.
+    public var count: Int { shards.reduce(0) { total, shard in total + shard.withLock { $0.index.count } } }
+}

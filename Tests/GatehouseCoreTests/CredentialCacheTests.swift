@@ -1,0 +1,117 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+@testable import GatehouseCore
+import Logging
+import Testing
+
+@Suite("Credential cache")
+struct CredentialCacheTests {
+    static func engine(_ cache: CacheConfiguration, directory: URL) throws -> (DecisionEngine, URL) {
+        let passwords = directory.appendingPathComponent("htpasswd")
+        try write("", to: passwords)
+        _ = try tool(["htpasswd", "-bB", "-C", "5", passwords.path, "alice", "alice-pw"])
+        _ = try tool(["htpasswd", "-bB", "-C", "5", passwords.path, "bob", "bob-pw"])
+        _ = try tool(["htpasswd", "-bB", "-C", "5", passwords.path, "carol", "carol-pw"])
+        var configuration = Configuration.embeddedDefaults(htpasswd: passwords.path, groups: nil)
+        configuration.cache = cache
+        return (try DecisionEngine(configuration: configuration, logger: Logger(label: "test")), passwords)
+    }
+
+    static func decide(_ engine: DecisionEngine, _ user: String, _ password: String) async -> Decision {
+        await engine.decide(AuthRequest(credentials: .password(user: user, password: password), method: "GET", originalURIs: ["/v2/"]))
+    }
+
+    static func withDirectory(_ body: (URL) async throws -> Void) async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await body(directory)
+    }
+
+    @Test func aRepeatRequestIsServedFromTheCache() async throws {
+        try await Self.withDirectory { directory in
+            let (engine, _) = try Self.engine(CacheConfiguration(), directory: directory)
+            let first = await Self.decide(engine, "alice", "alice-pw")
+            let second = await Self.decide(engine, "alice", "alice-pw")
+            #expect(first.status == 200 && !first.cached)
+            #expect(second.status == 200 && second.cached && second.user == "alice")
+        }
+    }
+
+    @Test func aWrongPasswordIsRememberedButNeverBlocksTheRightOne() async throws {
+        try await Self.withDirectory { directory in
+            let (engine, _) = try Self.engine(CacheConfiguration(), directory: directory)
+            #expect(await Self.decide(engine, "alice", "wrong").status == 401)
+            let again = await Self.decide(engine, "alice", "wrong")
+            #expect(again.status == 401 && again.logDetail?.contains("cached") == true)
+            let right = await Self.decide(engine, "alice", "alice-pw")
+            #expect(right.status == 200 && !right.cached)
+            // Unknown users are remembered as failures too, and answer the same.
+            #expect(await Self.decide(engine, "ghost", "x").reason == again.reason)
+        }
+    }
+
+    @Test func entriesExpire() async throws {
+        try await Self.withDirectory { directory in
+            var settings = CacheConfiguration()
+            settings.ttl = .milliseconds(300)
+            settings.negativeTTL = .milliseconds(300)
+            let (engine, _) = try Self.engine(settings, directory: directory)
+            _ = await Self.decide(engine, "alice", "alice-pw")
+            #expect(await Self.decide(engine, "alice", "alice-pw").cached)
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(await !Self.decide(engine, "alice", "alice-pw").cached)
+        }
+    }
+
+    @Test func theLeastRecentlyUsedEntryIsEvicted() {
+        var settings = CacheConfiguration()
+        settings.maxEntries = 1  // one entry per shard
+        let cache = CredentialCache(configuration: settings)
+        // Keys chosen into one shard, so that the second store must evict.
+        var keys: [CredentialCache.Key] = []
+        var index = 0
+        while keys.count < 3 {
+            let key = cache.key(try! BasicCredentials(user: "user\(index)", password: "pw"))
+            if key.a % UInt64(CredentialCache.shardCount) == 0 { keys.append(key) }
+            index += 1
+        }
+        let identity = Identity(user: "x", groups: [], backend: "t")
+        cache.store(.authenticated(identity), for: keys[0], generation: 0)
+        cache.store(.authenticated(identity), for: keys[1], generation: 0)
+        #expect(cache.lookUp(keys[0], generation: 0) == nil)
+        #expect(cache.lookUp(keys[1], generation: 0) == .authenticated(identity))
+        #expect(cache.evictions == 1)
+        #expect(cache.count == 1)
+        // max_entries: 0 turns the cache off.
+        var off = CacheConfiguration()
+        off.maxEntries = 0
+        let disabled = CredentialCache(configuration: off)
+        disabled.store(.rejected, for: keys[2], generation: 0)
+        #expect(disabled.lookUp(keys[2], generation: 0) == nil)
+    }
+
+    @Test func aChangedFileDropsWhatItAffects() async throws {
+        try await Self.withDirectory { directory in
+            let (engine, passwords) = try Self.engine(CacheConfiguration(), directory: directory)
+            _ = await Self.decide(engine, "alice", "alice-pw")
+            #expect(await Self.decide(engine, "alice", "alice-pw").cached)
+            _ = try tool(["htpasswd", "-bB", "-C", "5", passwords.path, "alice", "new-pw"])
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(await Self.decide(engine, "alice", "alice-pw").status == 401, "the old password must stop working")
+            #expect(await Self.decide(engine, "alice", "new-pw").status == 200)
+        }
+    }
+
+    @Test func theCacheHoldsNoPasswordOnlyKeyedHashes() {
+        let cache = CredentialCache(configuration: CacheConfiguration())
+        let one = cache.key(try! BasicCredentials(user: "alice", password: "secret"))
+        let other = CredentialCache(configuration: CacheConfiguration()).key(try! BasicCredentials(user: "alice", password: "secret"))
+        #expect(one != other, "the HMAC key is random per process (per cache)")
+        #expect(one != cache.key(try! BasicCredentials(user: "alice", password: "secreT")))
+        // The key type is four words of a MAC: nothing else is stored besides the identity.
+        #expect(MemoryLayout<CredentialCache.Key>.size == 32)
+        #expect(Mirror(reflecting: one).children.allSatisfy { $0.value is UInt64 })
+    }
+}
