@@ -10,7 +10,8 @@ import Synchronization
 /// The key is HMAC-SHA-256 under a random per-process key of the user and password: no
 /// password and no hash that could be attacked offline is ever held. Successes live for
 /// `ttl`, failures for `negativeTTL` (a failure is keyed by its wrong password, so it can never
-/// block the right one). Entries are spread over shards, each a least-recently-used list, so
+/// block the right one). While a backend is unreachable, a success verified at most
+/// `staleGrace` ago may still answer. Entries are spread over shards, each a least-recently-used list, so
 /// that cores do not contend on one lock.
 public final class CredentialCache: Sendable {
     /// What is remembered about one user and password.
@@ -26,6 +27,7 @@ public final class CredentialCache: Sendable {
     private struct Node {
         var key: Key
         var verdict: Verdict
+        var verified: ContinuousClock.Instant
         var expires: ContinuousClock.Instant
         var generation: Int
         var previous: Int
@@ -72,6 +74,7 @@ public final class CredentialCache: Sendable {
     private let capacityPerShard: Int
     private let ttl: Duration
     private let negativeTTL: Duration
+    private let staleGrace: Duration
     private let evictionCount = Mutex(0)
 
     static let shardCount = 16
@@ -81,6 +84,7 @@ public final class CredentialCache: Sendable {
         capacityPerShard = configuration.maxEntries == 0 ? 0 : max(1, (configuration.maxEntries + Self.shardCount - 1) / Self.shardCount)
         ttl = configuration.ttl
         negativeTTL = configuration.negativeTTL
+        staleGrace = configuration.staleGrace
     }
 
     /// Whether anything is remembered at all (`max_entries: 0` turns the cache off).
@@ -108,8 +112,13 @@ public final class CredentialCache: Sendable {
         let now = ContinuousClock.now
         return shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Verdict? in
             guard let slot = shard.index[key] else { return nil }
-            guard shard.nodes[slot].expires > now, shard.nodes[slot].generation == generation else {
+            guard shard.nodes[slot].generation == generation else {
                 shard.remove(slot)
+                return nil
+            }
+            guard shard.nodes[slot].expires > now else {
+                // Kept while it may still stand in for a directory that is down.
+                if shard.nodes[slot].verified + staleGrace <= now { shard.remove(slot) }
                 return nil
             }
             shard.unlink(slot)
@@ -118,12 +127,28 @@ public final class CredentialCache: Sendable {
         }
     }
 
+    /// A success verified at most `stale_grace` ago, expired or not: the answer while the
+    /// backend that gave it cannot be reached. Never a failure, never another password's.
+    func lookUpStale(_ key: Key, generation: Int) -> Identity? {
+        guard isEnabled else { return nil }
+        let now = ContinuousClock.now
+        return shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Identity? in
+            guard let slot = shard.index[key], shard.nodes[slot].generation == generation,
+                shard.nodes[slot].verified + staleGrace > now,
+                case .authenticated(let identity) = shard.nodes[slot].verdict
+            else { return nil }
+            return identity
+        }
+    }
+
     func store(_ verdict: Verdict, for key: Key, generation: Int) {
         guard isEnabled else { return }
-        let expires = ContinuousClock.now + (verdict == .rejected ? negativeTTL : ttl)
+        let verified = ContinuousClock.now
+        let expires = verified + (verdict == .rejected ? negativeTTL : ttl)
         let evicted = shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Bool in
             if let slot = shard.index[key] {
                 shard.nodes[slot].verdict = verdict
+                shard.nodes[slot].verified = verified
                 shard.nodes[slot].expires = expires
                 shard.nodes[slot].generation = generation
                 shard.unlink(slot)
@@ -135,7 +160,7 @@ public final class CredentialCache: Sendable {
                 shard.remove(shard.tail)
                 evicted = true
             }
-            let node = Node(key: key, verdict: verdict, expires: expires, generation: generation, previous: -1, next: -1)
+            let node = Node(key: key, verdict: verdict, verified: verified, expires: expires, generation: generation, previous: -1, next: -1)
             let slot: Int
             if let reused = shard.free.popLast() {
                 shard.nodes[reused] = node

@@ -66,10 +66,12 @@ public struct DecisionEngine: Sendable {
 
         // 2. The requester.
         let identity: Identity?
+        var staleBecause: String?
         switch await authenticate(request.credentials) {
         case .success(let found):
             identity = found.identity
             decision.cached = found.cached
+            staleBecause = found.staleBecause
         case .failure(.challenge(let reason, let detail)):
             decision.outcome = .challenge
             decision.status = 401
@@ -106,6 +108,10 @@ public struct DecisionEngine: Sendable {
         decision.status = 200
         decision.rule = first?.rule ?? "default-deny"
         decision.reason = accesses.count > 1 ? accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? "")
+        if let staleBecause {
+            decision.reason += " (stale credentials: the backend is unavailable)"
+            decision.logDetail = "served stale: \(staleBecause)"
+        }
         return decision
     }
 
@@ -119,11 +125,11 @@ public struct DecisionEngine: Sendable {
     /// the user exists.
     static let invalidCredentials = "invalid user name or password"
 
-    private func authenticate(_ credentials: AuthRequest.Credentials) async -> Result<(identity: Identity?, cached: Bool), AuthenticationFailure> {
+    private func authenticate(_ credentials: AuthRequest.Credentials) async -> Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure> {
         let parsed: BasicCredentials
         switch credentials {
         case .anonymous, .authorizationHeaders([]):
-            return .success((nil, false))
+            return .success((nil, false, nil))
         case .authorizationHeaders(let values) where values.count > 1:
             return .failure(.challenge(reason: "the request has more than one Authorization header", detail: nil))
         case .authorizationHeaders(let values):
@@ -141,7 +147,7 @@ public struct DecisionEngine: Sendable {
         case .assumeAuthenticated(let user):
             for backend in backends {
                 do {
-                    if let identity = try await backend.identity(of: user) { return .success((identity, false)) }
+                    if let identity = try await backend.identity(of: user) { return .success((identity, false, nil)) }
                 } catch {
                     return .failure(.unavailable("\(error)"))
                 }
@@ -154,7 +160,7 @@ public struct DecisionEngine: Sendable {
         let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }
         switch cache.lookUp(key, generation: generation) {
         case .authenticated(let identity)?:
-            return .success((identity, true))
+            return .success((identity, true, nil))
         case .rejected?:
             return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": failed recently (cached)"))
         case nil:
@@ -165,7 +171,7 @@ public struct DecisionEngine: Sendable {
                 switch try await backend.authenticate(parsed) {
                 case .authenticated(let identity):
                     cache.store(.authenticated(identity), for: key, generation: generation)
-                    return .success((identity, false))
+                    return .success((identity, false, nil))
                 case .rejected(let why):
                     cache.store(.rejected, for: key, generation: generation)
                     return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" in \(backend.name): \(why)"))
@@ -173,7 +179,11 @@ public struct DecisionEngine: Sendable {
                     continue
                 }
             } catch {
-                // Never a 401: an outage must not look like a wrong password.
+                // Never a 401: an outage must not look like a wrong password. A recent success
+                // with this very password may stand in (`stale_grace`).
+                if let identity = cache.lookUpStale(key, generation: generation) {
+                    return .success((identity, true, "\(error)"))
+                }
                 return .failure(.unavailable("\(error)"))
             }
         }

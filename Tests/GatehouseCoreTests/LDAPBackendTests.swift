@@ -191,6 +191,36 @@ struct LDAPBackendTests {
         }
     }
 
+    @Test(arguments: [Duration.seconds(30), .zero])
+    func staleGraceAnswersForARecentSuccessWhileTheDirectoryIsDown(grace: Duration) async throws {
+        let fixture = try DirectoryFixture(script: "slapd.sh")
+        var cache = CacheConfiguration()
+        cache.ttl = .milliseconds(200)
+        cache.staleGrace = grace
+        let engine = DecisionEngine(
+            realm: "R",
+            defaultPolicy: "registry",
+            policies: [Configuration.seedPolicy(pushGroup: "pushers")],
+            backends: [try Self.backend(Self.settings(fixture) { $0.timeout = .seconds(1) })],
+            cache: cache
+        )
+        func decide(_ password: String) async -> Decision {
+            await engine.decide(AuthRequest(credentials: .password(user: "alice", password: password), method: "PUT", originalURIs: ["/v2/a/manifests/1"]))
+        }
+        #expect(await decide("alice-pw").status == 200)
+        try await Task.sleep(for: .milliseconds(300))
+        fixture.stop()
+        let stale = await decide("alice-pw")
+        if grace > .zero {
+            #expect(stale.status == 200 && stale.cached && stale.reason.contains("stale"), "\(stale.reason)")
+            #expect(stale.groups == ["pushers", "readers"])
+        } else {
+            #expect(stale.status == 503)
+        }
+        // Never for a password that is not the cached one.
+        #expect(await decide("other-pw").status == 503)
+    }
+
     @Test func emptyPasswordsNeverReachTheDirectory() async throws {
         // With `allow bind_anon_dn` slapd behaves like AD: a DN with an empty password "succeeds"
         // as an anonymous bind. Our parser refuses the empty password before any LDAP call.
