@@ -68,6 +68,8 @@ public struct CacheConfiguration: Sendable, Equatable {
 public struct LockoutConfiguration: Sendable, Equatable {
     public var maxFailures = 10
     public var window: Duration = .seconds(300)
+
+    public init() {}
 }
 
 /// `log:` — level and format of the process log and the audit lines.

@@ -16,6 +16,6 @@ extension DecisionEngine {
                 backends.append(try LDAPBackend(configuration: settings, logger: logger))
             }
         }
-        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache)
+        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout)
     }
 }

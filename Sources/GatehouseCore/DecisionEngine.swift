@@ -14,13 +14,23 @@ public struct DecisionEngine: Sendable {
     public let backends: [any CredentialBackend]
     /// Recent verdicts on credentials; a new engine (a reload) starts with an empty one.
     public let cache: CredentialCache
+    /// Failed logins per user and client address.
+    public let lockout: LockoutTracker
 
-    public init(realm: String, defaultPolicy: String, policies: [Policy], backends: [any CredentialBackend], cache: CacheConfiguration = CacheConfiguration()) {
+    public init(
+        realm: String,
+        defaultPolicy: String,
+        policies: [Policy],
+        backends: [any CredentialBackend],
+        cache: CacheConfiguration = CacheConfiguration(),
+        lockout: LockoutConfiguration = LockoutConfiguration()
+    ) {
         self.realm = realm
         self.defaultPolicy = defaultPolicy
         self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.backends = backends
         self.cache = CredentialCache(configuration: cache)
+        self.lockout = LockoutTracker(configuration: lockout)
     }
 
     /// The `WWW-Authenticate` value of every 401.
@@ -67,7 +77,7 @@ public struct DecisionEngine: Sendable {
         // 2. The requester.
         let identity: Identity?
         var staleBecause: String?
-        switch await authenticate(request.credentials) {
+        switch await authenticate(request.credentials, address: request.clientAddress) {
         case .success(let found):
             identity = found.identity
             decision.cached = found.cached
@@ -125,7 +135,7 @@ public struct DecisionEngine: Sendable {
     /// the user exists.
     static let invalidCredentials = "invalid user name or password"
 
-    private func authenticate(_ credentials: AuthRequest.Credentials) async -> Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure> {
+    private func authenticate(_ credentials: AuthRequest.Credentials, address: String?) async -> Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure> {
         let parsed: BasicCredentials
         switch credentials {
         case .anonymous, .authorizationHeaders([]):
@@ -155,6 +165,26 @@ public struct DecisionEngine: Sendable {
             return .failure(.challenge(reason: "no backend knows user \(user)", detail: nil))
         }
 
+        if let locked = lockout.lockReason(user: parsed.user, address: address) {
+            // As slow as a wrong password, so that a lockout does not show in the timing.
+            if let first = backends.first { await first.equaliseTiming(parsed) }
+            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(locked)"))
+        }
+        let result = await verify(parsed)
+        switch result {
+        case .success(let found) where found.identity != nil && found.staleBecause == nil:
+            lockout.recordSuccess(user: parsed.user)
+        case .failure(.challenge(let reason, let detail)):
+            if let started = lockout.recordFailure(user: parsed.user, address: address) {
+                return .failure(.challenge(reason: reason, detail: (detail.map { $0 + "; " } ?? "") + started))
+            }
+        default:
+            break
+        }
+        return result
+    }
+
+    private func verify(_ parsed: BasicCredentials) async -> Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure> {
         // The hot path: one keyed hash and a shard lookup, no bcrypt, no LDAP.
         let key = cache.key(parsed)
         let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }

@@ -1,0 +1,70 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import Synchronization
+
+/// Failed logins per user and per client address within `lockout.window`. Beyond
+/// `lockout.max_failures` the answer is a 401 without checking the password, until the oldest
+/// failure leaves the window. Directory outages are never failures.
+public final class LockoutTracker: Sendable {
+    private struct State {
+        var failures: [String: [ContinuousClock.Instant]] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let maxFailures: Int
+    private let window: Duration
+    /// Bounds memory under a flood of distinct names: the table is cleared of stale keys, then
+    /// emptied if still this large.
+    static let maximumKeys = 100_000
+
+    public init(configuration: LockoutConfiguration) {
+        maxFailures = configuration.maxFailures
+        window = configuration.window
+    }
+
+    private static func keys(user: String, address: String?) -> [String] {
+        ["user:" + user] + (address.map { ["address:" + $0] } ?? [])
+    }
+
+    /// Why `user` from `address` is locked out, or nil.
+    public func lockReason(user: String, address: String?) -> String? {
+        guard maxFailures > 0 else { return nil }
+        let now = ContinuousClock.now
+        return state.withLock { state -> String? in
+            for key in Self.keys(user: user, address: address) {
+                let recent = (state.failures[key] ?? []).filter { now - $0 < window }
+                if recent.count >= maxFailures { return "locked out: \(recent.count) failed logins for \(key) within \(window)" }
+            }
+            return nil
+        }
+    }
+
+    /// Counts a failed login; returns a sentence when this failure starts a lockout.
+    @discardableResult
+    public func recordFailure(user: String, address: String?) -> String? {
+        guard maxFailures > 0 else { return nil }
+        let now = ContinuousClock.now
+        return state.withLock { state -> String? in
+            if state.failures.count >= Self.maximumKeys {
+                state.failures = state.failures.filter { $0.value.contains { now - $0 < window } }
+                if state.failures.count >= Self.maximumKeys { state.failures.removeAll() }
+            }
+            var started: String?
+            for key in Self.keys(user: user, address: address) {
+                var recent = (state.failures[key] ?? []).filter { now - $0 < window }
+                recent.append(now)
+                if recent.count > maxFailures { recent.removeFirst(recent.count - maxFailures) }
+                if recent.count == maxFailures, started == nil { started = "lockout started for \(key)" }
+                state.failures[key] = recent
+            }
+            return started
+        }
+    }
+
+    /// A successful login clears the user's failures (not the address's).
+    public func recordSuccess(user: String) {
+        guard maxFailures > 0 else { return }
+        _ = state.withLock { $0.failures.removeValue(forKey: "user:" + user) }
+    }
+}
