@@ -75,7 +75,11 @@ public final class HtpasswdBackend: CredentialBackend {
         try await threadPool.runIfActive {
             let (hash, groups) = self.lookUp(credentials.user)
             guard let hash else { return .unknownUser }
-            guard hash != .locked else { return .rejected(reason: "account locked in \(self.passwordPath)") }
+            guard hash != .locked else {
+                // As slow as a wrong password: a fast answer would tell that the name exists.
+                _ = self.state.withLock { $0.passwords.timingDummy }?.verify(credentials.password)
+                return .rejected(reason: "account locked in \(self.passwordPath)")
+            }
             guard hash.verify(credentials.password) else { return .rejected(reason: "wrong password") }
             return .authenticated(Identity(user: credentials.user, groups: groups, backend: self.name))
         }
