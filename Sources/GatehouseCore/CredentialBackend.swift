@@ -25,10 +25,16 @@ public protocol CredentialBackend: Sendable {
     /// Changes whenever the backend's users or groups changed (an htpasswd file re-read), so
     /// that cached verdicts from before are not used. Checking may re-read files.
     func currentGeneration() -> Int
+
+    /// The name under which failed logins for `login` are counted: every spelling the backend
+    /// treats as the same account (`ALICE`, `alice@corp.example`, `CORP\alice`) must map to one
+    /// name, or each spelling would get its own allowance of guesses.
+    func lockoutName(for login: String) -> String
 }
 
 extension CredentialBackend {
     public func currentGeneration() -> Int { 0 }
+    public func lockoutName(for login: String) -> String { login }
 }
 
 /// What a backend says about a user and password.

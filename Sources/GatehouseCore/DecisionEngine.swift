@@ -165,7 +165,8 @@ public struct DecisionEngine: Sendable {
             return .failure(.challenge(reason: "no backend knows user \(user)", detail: nil))
         }
 
-        if let locked = lockout.lockReason(user: parsed.user, address: address) {
+        let lockoutNames = Set(backends.map { $0.lockoutName(for: parsed.user) })
+        if let locked = lockout.lockReason(users: lockoutNames, address: address) {
             // As slow as a wrong password, so that a lockout does not show in the timing.
             if let first = backends.first { await first.equaliseTiming(parsed) }
             return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(locked)"))
@@ -173,9 +174,9 @@ public struct DecisionEngine: Sendable {
         let result = await verify(parsed)
         switch result {
         case .success(let found) where found.identity != nil && found.staleBecause == nil:
-            lockout.recordSuccess(user: parsed.user)
+            lockout.recordSuccess(users: lockoutNames)
         case .failure(.challenge(let reason, let detail)):
-            if let started = lockout.recordFailure(user: parsed.user, address: address) {
+            if let started = lockout.recordFailure(users: lockoutNames, address: address) {
                 return .failure(.challenge(reason: reason, detail: (detail.map { $0 + "; " } ?? "") + started))
             }
         default:

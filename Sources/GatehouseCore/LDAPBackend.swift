@@ -125,6 +125,12 @@ public final class LDAPBackend: CredentialBackend {
         return .authenticated(try identity(for: entry))
     }
 
+    /// Directory names match case-insensitively (uid, sAMAccountName), and AD accepts three
+    /// login forms: all of them count as one account.
+    public func lockoutName(for login: String) -> String {
+        (accountName(for: login) ?? login).lowercased()
+    }
+
     /// The value for `{username}`: AD accepts `alice`, `alice@corp.example` and `CORP\alice`.
     /// Nil for a form that names another domain.
     func accountName(for login: String) -> String? {

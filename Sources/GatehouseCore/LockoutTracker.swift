@@ -23,16 +23,16 @@ public final class LockoutTracker: Sendable {
         window = configuration.window
     }
 
-    private static func keys(user: String, address: String?) -> [String] {
-        ["user:" + user] + (address.map { ["address:" + $0] } ?? [])
+    private static func keys(users: Set<String>, address: String?) -> [String] {
+        users.sorted().map { "user:" + $0 } + (address.map { ["address:" + $0] } ?? [])
     }
 
-    /// Why `user` from `address` is locked out, or nil.
-    public func lockReason(user: String, address: String?) -> String? {
+    /// Why a login known under `users` (one name per backend) from `address` is locked out, or nil.
+    public func lockReason(users: Set<String>, address: String?) -> String? {
         guard maxFailures > 0 else { return nil }
         let now = ContinuousClock.now
         return state.withLock { state -> String? in
-            for key in Self.keys(user: user, address: address) {
+            for key in Self.keys(users: users, address: address) {
                 let recent = (state.failures[key] ?? []).filter { now - $0 < window }
                 if recent.count >= maxFailures { return "locked out: \(recent.count) failed logins for \(key) within \(window)" }
             }
@@ -42,7 +42,7 @@ public final class LockoutTracker: Sendable {
 
     /// Counts a failed login; returns a sentence when this failure starts a lockout.
     @discardableResult
-    public func recordFailure(user: String, address: String?) -> String? {
+    public func recordFailure(users: Set<String>, address: String?) -> String? {
         guard maxFailures > 0 else { return nil }
         let now = ContinuousClock.now
         return state.withLock { state -> String? in
@@ -51,7 +51,7 @@ public final class LockoutTracker: Sendable {
                 if state.failures.count >= Self.maximumKeys { state.failures.removeAll() }
             }
             var started: String?
-            for key in Self.keys(user: user, address: address) {
+            for key in Self.keys(users: users, address: address) {
                 var recent = (state.failures[key] ?? []).filter { now - $0 < window }
                 recent.append(now)
                 if recent.count > maxFailures { recent.removeFirst(recent.count - maxFailures) }
@@ -63,8 +63,10 @@ public final class LockoutTracker: Sendable {
     }
 
     /// A successful login clears the user's failures (not the address's).
-    public func recordSuccess(user: String) {
+    public func recordSuccess(users: Set<String>) {
         guard maxFailures > 0 else { return }
-        _ = state.withLock { $0.failures.removeValue(forKey: "user:" + user) }
+        state.withLock { state in
+            for user in users { state.failures.removeValue(forKey: "user:" + user) }
+        }
     }
 }

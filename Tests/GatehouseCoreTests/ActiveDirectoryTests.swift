@@ -107,6 +107,19 @@ struct ActiveDirectoryTests {
         #expect(carolPush.status == 403)
     }
 
+    @Test func everyLoginFormCountsAgainstOneLockout() async throws {
+        let (backend, ad) = try Self.backend()
+        var lockout = LockoutConfiguration()
+        lockout.maxFailures = 3
+        let engine = DecisionEngine(realm: "R", defaultPolicy: "registry", policies: [Configuration.seedPolicy(pushGroup: "registry-pushers")], backends: [backend], lockout: lockout)
+        for login in ["alice", "ALICE@gatehouse.test", "GATEHOUSE\\Alice"] {
+            let guess = await engine.decide(AuthRequest(credentials: .password(user: login, password: "Guess-\(login.count)"), method: "GET", originalURIs: ["/v2/"]))
+            #expect(guess.status == 401)
+        }
+        let right = await engine.decide(AuthRequest(credentials: .password(user: "alice", password: ad["AD_PASSWORD_ALICE"]), method: "GET", originalURIs: ["/v2/"]))
+        #expect(right.status == 401 && right.logDetail?.contains("locked out") == true, "\(right.logDetail ?? "")")
+    }
+
     @Test func ldapTestExplainsSubCodes() throws {
         let (backend, ad) = try Self.backend()
         let steps = LDAPDiagnostics.run(backend.configuration, user: "dave", password: ad["AD_PASSWORD_DAVE"])

@@ -68,7 +68,7 @@ struct LockoutTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let engine = try Self.engine(maxFailures: 2, window: .seconds(60), directory: directory, backends: [DecisionEngineTests.UnreachableBackend()])
         for _ in 0..<5 { #expect(await Self.decide(engine, "alice", "alice-pw").status == 503) }
-        #expect(engine.lockout.lockReason(user: "alice", address: "198.51.100.7") == nil)
+        #expect(engine.lockout.lockReason(users: ["alice"], address: "198.51.100.7") == nil)
     }
 
     @Test func zeroTurnsLockoutOff() async throws {
