@@ -5,6 +5,14 @@
 /// defaults (`--htpasswd`, `--groups`, `--push-group`).
 public struct Configuration: Sendable {
     public var listen: ListenAddress = .default
+    /// `listen_mode`: permissions of a unix socket (nginx must be able to write to it).
+    public var listenMode: UInt16 = 0o660
+    /// `listen_group`: the group a unix socket is given (e.g. nginx's `www-data`).
+    public var listenGroup: String?
+    /// `idle_timeout`: a client connection with no request for this long is closed. Longer
+    /// than nginx's upstream `keepalive_timeout` (60 s), so nginx closes first and never
+    /// sends on a connection we are closing.
+    public var idleTimeout: Duration = .seconds(75)
     public var realm: String = "Registry"
     public var trustedProxies: [IPNetwork] = [IPNetwork(parsing: "127.0.0.1/32")!, IPNetwork(parsing: "::1/128")!]
     public var defaultPolicy: String = "registry"

@@ -30,7 +30,7 @@ extension Configuration {
         let top = reader.mapping(
             root ?? Node.mapping(.init([])),
             key: "",
-            allowed: ["listen", "realm", "trusted_proxies", "default_policy", "backends", "cache", "lockout", "log", "policies"]
+            allowed: ["listen", "listen_mode", "listen_group", "idle_timeout", "realm", "trusted_proxies", "default_policy", "backends", "cache", "lockout", "log", "policies"]
         )
         guard let top else { throw ConfigurationErrors(reader.errors) }
 
@@ -39,6 +39,27 @@ extension Configuration {
                 configuration.listen = address
             } else {
                 reader.fail("listen", top["listen"], "\"\(text)\" is not host:port, [v6]:port or unix:/path")
+            }
+        }
+        if let text = reader.string(top["listen_mode"], key: "listen_mode") {
+            if (3...4).contains(text.count), text.allSatisfy({ ("0"..."7").contains($0) }), let mode = UInt16(text, radix: 8) {
+                configuration.listenMode = mode
+            } else {
+                reader.fail("listen_mode", top["listen_mode"], "\"\(text)\" is not an octal file mode such as \"0660\"")
+            }
+        }
+        if let group = reader.string(top["listen_group"], key: "listen_group") {
+            if group.isEmpty || group.containsControlCharacter || group.contains(":") {
+                reader.fail("listen_group", top["listen_group"], "must be a group name")
+            } else {
+                configuration.listenGroup = group
+            }
+        }
+        if let value = reader.duration(top["idle_timeout"], key: "idle_timeout") {
+            if value < .seconds(1) {
+                reader.fail("idle_timeout", top["idle_timeout"], "must be at least 1s")
+            } else {
+                configuration.idleTimeout = value
             }
         }
         if let realm = reader.string(top["realm"], key: "realm") {

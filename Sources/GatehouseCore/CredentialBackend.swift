@@ -30,11 +30,16 @@ public protocol CredentialBackend: Sendable {
     /// treats as the same account (`ALICE`, `alice@corp.example`, `CORP\alice`) must map to one
     /// name, or each spelling would get its own allowance of guesses.
     func lockoutName(for login: String) -> String
+
+    /// Closes connections to servers; the backend answers nothing afterwards. Called once
+    /// the last request on it has finished (a graceful stop).
+    func shutdown()
 }
 
 extension CredentialBackend {
     public func currentGeneration() -> Int { 0 }
     public func lockoutName(for login: String) -> String { login }
+    public func shutdown() {}
 }
 
 /// What a backend says about a user and password.

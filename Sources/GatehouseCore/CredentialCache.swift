@@ -76,10 +76,12 @@ public final class CredentialCache: Sendable {
     private let negativeTTL: Duration
     private let staleGrace: Duration
     private let evictionCount = Mutex(0)
+    private let metrics: GatehouseMetrics
 
     static let shardCount = 16
 
-    public init(configuration: CacheConfiguration) {
+    public init(configuration: CacheConfiguration, metrics: GatehouseMetrics = .disabled) {
+        self.metrics = metrics
         shards = (0..<Self.shardCount).map { _ in LockedShard() }
         capacityPerShard = configuration.maxEntries == 0 ? 0 : max(1, (configuration.maxEntries + Self.shardCount - 1) / Self.shardCount)
         ttl = configuration.ttl
@@ -110,7 +112,7 @@ public final class CredentialCache: Sendable {
     func lookUp(_ key: Key, generation: Int) -> Verdict? {
         guard isEnabled else { return nil }
         let now = ContinuousClock.now
-        return shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Verdict? in
+        let verdict = shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Verdict? in
             guard let slot = shard.index[key] else { return nil }
             guard shard.nodes[slot].generation == generation else {
                 shard.remove(slot)
@@ -125,6 +127,8 @@ public final class CredentialCache: Sendable {
             shard.pushFront(slot)
             return shard.nodes[slot].verdict
         }
+        if let verdict { metrics.cacheHit(verdict) } else { metrics.cacheMiss() }
+        return verdict
     }
 
     /// A success verified at most `stale_grace` ago, expired or not: the answer while the
@@ -173,7 +177,10 @@ public final class CredentialCache: Sendable {
             shard.pushFront(slot)
             return evicted
         }
-        if evicted { evictionCount.withLock { $0 += 1 } }
+        if evicted {
+            evictionCount.withLock { $0 += 1 }
+            metrics.cacheEviction()
+        }
     }
 
     /// How many entries are held.

@@ -6,16 +6,16 @@ public import Logging
 extension DecisionEngine {
     /// Builds the engine and its backends from a validated configuration. Throws when a backend
     /// cannot start (an htpasswd file that cannot be read).
-    public init(configuration: Configuration, logger: Logger) throws {
+    public init(configuration: Configuration, logger: Logger, metrics: GatehouseMetrics = .disabled) throws {
         var backends: [any CredentialBackend] = []
         for backend in configuration.backends {
             switch backend {
             case .htpasswd(let name, let file, let groupsFile):
                 backends.append(try HtpasswdBackend(name: name, passwordPath: file, groupsPath: groupsFile, logger: logger))
             case .ldap(let settings):
-                backends.append(try LDAPBackend(configuration: settings, logger: logger))
+                backends.append(try LDAPBackend(configuration: settings, logger: logger, metrics: metrics))
             }
         }
-        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout)
+        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout, metrics: metrics)
     }
 }

@@ -16,6 +16,8 @@ public struct DecisionEngine: Sendable {
     public let cache: CredentialCache
     /// Failed logins per user and client address.
     public let lockout: LockoutTracker
+    /// Decisions, cache, lockouts and backends, as counted for `/metrics`.
+    public let metrics: GatehouseMetrics
 
     public init(
         realm: String,
@@ -23,14 +25,21 @@ public struct DecisionEngine: Sendable {
         policies: [Policy],
         backends: [any CredentialBackend],
         cache: CacheConfiguration = CacheConfiguration(),
-        lockout: LockoutConfiguration = LockoutConfiguration()
+        lockout: LockoutConfiguration = LockoutConfiguration(),
+        metrics: GatehouseMetrics = .disabled
     ) {
         self.realm = realm
         self.defaultPolicy = defaultPolicy
         self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.backends = backends
-        self.cache = CredentialCache(configuration: cache)
+        self.cache = CredentialCache(configuration: cache, metrics: metrics)
         self.lockout = LockoutTracker(configuration: lockout)
+        self.metrics = metrics
+    }
+
+    /// Closes the backends' connections: after a graceful stop, or when a reload was refused.
+    public func shutdown() {
+        for backend in backends { backend.shutdown() }
     }
 
     /// The `WWW-Authenticate` value of every 401.
@@ -44,8 +53,12 @@ public struct DecisionEngine: Sendable {
     }
 
     public func decide(_ request: AuthRequest) async -> Decision {
+        let started = ContinuousClock.now
         var decision = await decideWithoutClient(request)
         decision.client = request.clientAddress
+        // A policy name that is not configured came from the request path: not a label value.
+        let policy = policies[decision.policy] == nil ? "unknown" : decision.policy
+        metrics.recordDecision(outcome: decision.outcome, policy: policy, backend: decision.backend, latency: started.duration(to: .now))
         return decision
     }
 
@@ -167,6 +180,7 @@ public struct DecisionEngine: Sendable {
 
         let lockoutNames = Set(backends.map { $0.lockoutName(for: parsed.user) })
         if let locked = lockout.lockReason(users: lockoutNames, address: address) {
+            metrics.lockedOutRequest()
             // As slow as a wrong password, so that a lockout does not show in the timing.
             if let first = backends.first { await first.equaliseTiming(parsed) }
             return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(locked)"))
@@ -177,6 +191,7 @@ public struct DecisionEngine: Sendable {
             lockout.recordSuccess(users: lockoutNames)
         case .failure(.challenge(let reason, let detail)):
             if let started = lockout.recordFailure(users: lockoutNames, address: address) {
+                metrics.lockoutStarted(scope: started.contains("address:") ? "address" : "user")
                 return .failure(.challenge(reason: reason, detail: (detail.map { $0 + "; " } ?? "") + started))
             }
         default:
@@ -213,6 +228,7 @@ public struct DecisionEngine: Sendable {
                 // Never a 401: an outage must not look like a wrong password. A recent success
                 // with this very password may stand in (`stale_grace`).
                 if let identity = cache.lookUpStale(key, generation: generation) {
+                    metrics.staleAnswer(backend: identity.backend)
                     return .success((identity, true, "\(error)"))
                 }
                 return .failure(.unavailable("\(error)"))

@@ -5,6 +5,7 @@ import CLDAP
 import Glibc
 public import Logging
 import NIOPosix
+import Synchronization
 
 /// Users and groups from an LDAP directory or Active Directory, through OpenLDAP's libldap.
 ///
@@ -20,19 +21,29 @@ public final class LDAPBackend: CredentialBackend {
     private let threadPool: NIOThreadPool
     private let searches: LDAPConnectionPool
     private let binds: LDAPConnectionPool
+    private let metrics: GatehouseMetrics
+    /// Verifications started and not finished, to tell when one has to queue for a thread.
+    private let inFlight = Atomic<Int>(0)
 
     /// Reads the service password and starts the thread pool; connects lazily.
-    public init(configuration: LDAPConfiguration, logger: Logger) throws {
+    public init(configuration: LDAPConfiguration, logger: Logger, metrics: GatehouseMetrics = .disabled) throws {
         self.name = configuration.name
         self.configuration = configuration
         self.logger = logger
+        self.metrics = metrics
+        let name = configuration.name
+        metrics.ldapPoolSize(backend: name, size: configuration.poolSize)
         let password = try Self.servicePassword(configuration)
         let settings = LDAPConnection.Settings(startTLS: configuration.startTLS, caFile: configuration.caFile, timeout: configuration.timeout)
         let bindDN = configuration.bindDN
-        searches = LDAPConnectionPool(urls: configuration.urls, settings: settings, capacity: configuration.poolSize) { connection throws(LDAPError) in
+        searches = LDAPConnectionPool(urls: configuration.urls, settings: settings, capacity: configuration.poolSize, report: { open, inUse in
+            metrics.ldapPool(backend: name, pool: "search", open: open, inUse: inUse)
+        }) { connection throws(LDAPError) in
             try connection.bind(dn: bindDN, password: password, step: .serviceBind)
         }
-        binds = LDAPConnectionPool(urls: configuration.urls, settings: settings, capacity: configuration.poolSize) { _ throws(LDAPError) in }
+        binds = LDAPConnectionPool(urls: configuration.urls, settings: settings, capacity: configuration.poolSize, report: { open, inUse in
+            metrics.ldapPool(backend: name, pool: "bind", open: open, inUse: inUse)
+        }) { _ throws(LDAPError) in }
         threadPool = NIOThreadPool(numberOfThreads: configuration.poolSize)
         threadPool.start()
         // libldap writes with plain write(2): a directory that closed its end (restarted,
@@ -41,9 +52,13 @@ public final class LDAPBackend: CredentialBackend {
     }
 
     deinit {
+        shutdown()
+        threadPool.shutdownGracefully { _ in }
+    }
+
+    public func shutdown() {
         searches.drain()
         binds.drain()
-        threadPool.shutdownGracefully { _ in }
     }
 
     static func servicePassword(_ configuration: LDAPConfiguration) throws -> String {
@@ -102,9 +117,13 @@ public final class LDAPBackend: CredentialBackend {
     // MARK: Verification (blocking, on the thread pool)
 
     private func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        if inFlight.wrappingAdd(1, ordering: .relaxed).oldValue >= configuration.poolSize { metrics.ldapWait(backend: name) }
+        defer { inFlight.wrappingSubtract(1, ordering: .relaxed) }
         do {
             return try await threadPool.runIfActive(work)
-        } catch let error as LDAPError where error.isUnavailable {
+        } catch let error as LDAPError {
+            metrics.ldapError(backend: name, error)
+            guard error.isUnavailable else { throw error }
             throw BackendUnavailable(backend: name, reason: error.description)
         }
     }
@@ -118,6 +137,7 @@ public final class LDAPBackend: CredentialBackend {
             }
         } catch {
             guard !error.isUnavailable else { throw error }
+            metrics.ldapError(backend: name, error)
             let reason = error.activeDirectoryCode.map(LDAPError.explainActiveDirectory) ?? error.codeName
             return .rejected(reason: reason)
         }

@@ -18,19 +18,41 @@ final class LDAPConnectionPool: Sendable {
     private let capacity: Int
     private let idle = Mutex<[LDAPConnection]>([])
     private let deadUntil = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// Connections open and lent out, reported after every change (for the metrics).
+    private let usage = Mutex<(open: Int, inUse: Int)>((0, 0))
+    private let report: @Sendable (_ open: Int, _ inUse: Int) -> Void
+    /// Set by ``drain()``: connections that come back afterwards are closed, not kept.
+    private let closed = Mutex(false)
     static let backOff = Duration.seconds(10)
 
-    init(urls: [String], settings: LDAPConnection.Settings, capacity: Int, prepare: @escaping @Sendable (LDAPConnection) throws(LDAPError) -> Void) {
+    init(
+        urls: [String],
+        settings: LDAPConnection.Settings,
+        capacity: Int,
+        report: @escaping @Sendable (_ open: Int, _ inUse: Int) -> Void = { _, _ in },
+        prepare: @escaping @Sendable (LDAPConnection) throws(LDAPError) -> Void
+    ) {
         self.urls = urls
         self.settings = settings
         self.capacity = capacity
+        self.report = report
         self.prepare = prepare
+    }
+
+    private func adjust(open: Int = 0, inUse: Int = 0) {
+        let now = usage.withLock { usage in
+            usage.open += open
+            usage.inUse += inUse
+            return usage
+        }
+        report(now.open, now.inUse)
     }
 
     /// Runs `body` on a pooled or fresh connection. Blocking: call it on the LDAP thread pool.
     func withConnection<T>(_ body: (LDAPConnection) throws(LDAPError) -> T) throws(LDAPError) -> T {
         let pooled = idle.withLock { $0.popLast() }
         if let pooled {
+            adjust(inUse: 1)
             do {
                 let result = try body(pooled)
                 release(pooled)
@@ -41,18 +63,25 @@ final class LDAPConnectionPool: Sendable {
                     throw error
                 }
                 pooled.close()
+                adjust(open: -1, inUse: -1)
                 // Stale (the server restarted or dropped an idle connection): try once more on a
                 // fresh one. Not after a timeout: that would double the worst case.
                 guard error.code == LDAP_SERVER_DOWN else { throw error }
             }
         }
         let connection = try connect()
+        adjust(open: 1, inUse: 1)
         do {
             let result = try body(connection)
             release(connection)
             return result
         } catch {
-            if error.isUnavailable { connection.close() } else { release(connection) }
+            if error.isUnavailable {
+                connection.close()
+                adjust(open: -1, inUse: -1)
+            } else {
+                release(connection)
+            }
             throw error
         }
     }
@@ -80,21 +109,29 @@ final class LDAPConnectionPool: Sendable {
     }
 
     private func release(_ connection: LDAPConnection) {
-        let kept = idle.withLock { idle -> Bool in
+        let isClosed = closed.withLock { $0 }
+        let kept = !isClosed && idle.withLock { idle -> Bool in
             guard idle.count < capacity else { return false }
             idle.append(connection)
             return true
         }
-        if !kept { connection.close() }
+        if kept {
+            adjust(inUse: -1)
+        } else {
+            connection.close()
+            adjust(open: -1, inUse: -1)
+        }
     }
 
-    /// Closes every idle connection.
+    /// Closes every idle connection now, and every lent one when it comes back.
     func drain() {
+        closed.withLock { $0 = true }
         let connections = idle.withLock { idle -> [LDAPConnection] in
             defer { idle.removeAll() }
             return idle
         }
         for connection in connections { connection.close() }
+        if !connections.isEmpty { adjust(open: -connections.count) }
     }
 
     var idleCount: Int { idle.withLock { $0.count } }

@@ -1,37 +1,111 @@
 // Gatehouse — an nginx auth_request service
 // SPDX-License-Identifier: Apache-2.0
 
-import GatehouseCore
+public import GatehouseCore
 import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// Rereads the configuration and its files on `SIGHUP`. A new configuration that does not
-/// validate, or whose backends cannot start, is refused and the old one keeps serving.
+/// Where a running service gets its configuration again: the loader, and the configuration
+/// file to watch besides the files the configuration itself names.
+public struct ReloadSource: Sendable {
+    /// Produces the new configuration (from the file, or the embedded defaults again).
+    public var load: @Sendable () throws -> Configuration
+    /// The `--config` file, if any.
+    public var configurationFile: String?
+    /// How often the files are checked for changes; nil turns watching off (SIGHUP only).
+    public var pollInterval: Duration?
+
+    public init(load: @escaping @Sendable () throws -> Configuration, configurationFile: String?, pollInterval: Duration? = .seconds(1)) {
+        self.load = load
+        self.configurationFile = configurationFile
+        self.pollInterval = pollInterval
+    }
+}
+
+/// Reloads on `SIGHUP` and when a watched file changes on disk. A new configuration that does
+/// not validate, or whose backends cannot start or cannot reach their directory, is refused
+/// and the old one keeps serving. Requests already running finish on the engine they started
+/// with. On a graceful stop, closes the backends' connections once the server has drained.
 struct ReloadService: Service {
     let store: EngineStore
     let logger: Logger
-    /// Produces the new configuration (from the file, or the embedded defaults again).
-    let load: @Sendable () throws -> Configuration
+    let metrics: GatehouseMetrics
+    let source: ReloadSource
+
+    enum Trigger: String { case signal, file }
 
     func run() async throws {
-        // One handler per signal in the process: this is the only SIGHUP sequence.
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            reload()
+        // One reload at a time, and at most one waiting: a burst of edits is one reload.
+        let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(1))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // One handler per signal in the process: this is the only SIGHUP sequence.
+                for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+                    continuation.yield(.signal)
+                }
+            }
+            if let interval = source.pollInterval {
+                group.addTask { await watch(every: interval, continuation) }
+            }
+            for await trigger in triggers.cancelOnGracefulShutdown() {
+                await reload(trigger)
+            }
+            group.cancelAll()
+        }
+        // The server shut down before this service (services stop in reverse order), so no
+        // request is still using the engine.
+        store.snapshot.engine.shutdown()
+    }
+
+    private func watchedFiles(_ configuration: Configuration) -> WatchedFiles {
+        WatchedFiles(paths: (source.configurationFile.map { [$0] } ?? []) + configuration.referencedFiles)
+    }
+
+    private func watch(every interval: Duration, _ triggers: AsyncStream<Trigger>.Continuation) async {
+        var files = watchedFiles(store.snapshot.configuration)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            // A reload may have changed which files matter.
+            let current = watchedFiles(store.snapshot.configuration)
+            if current.paths != files.paths {
+                files = current
+                continue
+            }
+            if files.refresh() { triggers.yield(.file) }
         }
     }
 
-    func reload() {
+    /// Loads, validates and tries the new configuration; swaps it in only if all of that worked.
+    func reload(_ trigger: Trigger) async {
+        let engine: DecisionEngine
+        let configuration: Configuration
         do {
-            let configuration = try load()
-            let engine = try DecisionEngine(configuration: configuration, logger: logger)
-            if configuration.listen != store.snapshot.configuration.listen {
-                logger.warning("listen changed; the new address takes effect after a restart")
-            }
-            store.replace(engine: engine, configuration: configuration)
-            logger.notice("configuration reloaded")
+            configuration = try source.load()
+            engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics)
         } catch {
-            logger.error("reload refused, the previous configuration keeps serving: \(error)")
+            refuse(trigger, because: "\(error)")
+            return
         }
+        // An LDAP setting that cannot bind (a wrong password file, a CA that does not match) is
+        // found now, not by the first user.
+        for backend in engine.backends {
+            if let problem = await backend.readinessProblem() {
+                engine.shutdown()
+                refuse(trigger, because: "backend \(backend.name): \(problem)")
+                return
+            }
+        }
+        if configuration.listen != store.snapshot.configuration.listen {
+            logger.warning("listen changed; the new address takes effect after a restart")
+        }
+        store.replace(engine: engine, configuration: configuration)
+        metrics.reload(trigger: trigger.rawValue, success: true)
+        logger.notice("configuration reloaded", metadata: ["trigger": "\(trigger.rawValue)"])
+    }
+
+    private func refuse(_ trigger: Trigger, because reason: String) {
+        metrics.reload(trigger: trigger.rawValue, success: false)
+        logger.error("reload refused, the previous configuration keeps serving: \(reason)", metadata: ["trigger": "\(trigger.rawValue)"])
     }
 }

@@ -24,6 +24,9 @@ struct ConfigurationOptions: ParsableArguments {
 
     static let defaultConfigPath = "/etc/gatehouse/gatehouse.yaml"
 
+    /// The YAML file in use, watched for changes; nil under the embedded defaults.
+    var configurationFile: String? { htpasswd == nil ? (config ?? Self.defaultConfigPath) : nil }
+
     mutating func validate() throws {
         if config != nil, htpasswd != nil || groups != nil {
             throw ValidationError("Give either --config or --htpasswd/--groups, not both.")

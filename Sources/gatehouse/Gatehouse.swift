@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import ArgumentParser
+import GatehouseHTTP
 import Glibc
 
 /// The `gatehouse` command.
@@ -10,6 +11,7 @@ struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "Answers nginx auth_request subrequests from htpasswd files and per-repository rules.",
+        version: gatehouseVersion,
         subcommands: [ServeCommand.self, CheckCommand.self, HashCommand.self, ConfigCommand.self, LDAPCommand.self]
     )
 

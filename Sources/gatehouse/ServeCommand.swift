@@ -4,6 +4,7 @@
 import ArgumentParser
 import GatehouseCore
 import GatehouseHTTP
+import Glibc
 import Hummingbird
 import Logging
 
@@ -15,7 +16,8 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Without --config, serves the seed policy on the embedded defaults: any user in \
             --htpasswd may log in and pull; members of --push-group (in --groups) may also push. \
-            SIGHUP rereads the configuration; SIGTERM finishes in-flight requests and exits.
+            SIGHUP, or a change to the configuration file or a file it names, rereads the \
+            configuration; SIGTERM finishes in-flight requests and exits.
             """
     )
 
@@ -45,14 +47,30 @@ struct ServeCommand: AsyncParsableCommand {
             printError("gatehouse: \(error)")
             throw ExitCode(2)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: configuration.log.level) ?? .info
-            return handler
+        let level = Logger.Level(rawValue: configuration.log.level) ?? .info
+        switch configuration.log.format {
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case .json:
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         let logger = Logger(label: "gatehouse")
-        let app = try buildApplication(configuration: configuration, logger: logger, reload: load)
-        logger.notice("serving", metadata: ["listen": "\(configuration.listen)", "policies": "\(configuration.policies.map(\.name))"])
+        let app = try buildApplication(
+            configuration: configuration,
+            logger: logger,
+            reload: ReloadSource(load: load, configurationFile: source.configurationFile)
+        )
+        logger.notice("serving", metadata: ["listen": "\(configuration.listen)", "policies": "\(configuration.policies.map(\.name))", "version": "\(gatehouseVersion)"])
         try await app.runService()
+        if case .unix(let path) = configuration.listen { unlink(path) }
+        logger.notice("stopped")
     }
 }

@@ -1,0 +1,139 @@
+// Gatehouse — an nginx auth_request service
+// SPDX-License-Identifier: Apache-2.0
+
+import CLDAP
+public import CoreMetrics
+import Glibc
+import Synchronization
+
+/// What Gatehouse counts, through swift-metrics (the HTTP layer exports it for Prometheus).
+///
+/// Labels carry configured names (policies, backends) and fixed words only, never a user
+/// name, a repository or any other value a client chooses: a client must not be able to grow
+/// the number of series. A policy name that is not configured is counted as `unknown`.
+public final class GatehouseMetrics: Sendable {
+    /// Counts nothing: for the command line and for tests that do not look.
+    public static let disabled = GatehouseMetrics(factory: NOOPMetricsHandler.instance)
+
+    /// The name of the decision-latency histogram, for choosing its buckets.
+    public static let decisionDuration = "gatehouse_decision_duration_seconds"
+
+    let factory: any MetricsFactory
+    private let series = Mutex<[SeriesKey: Counter]>([:])
+    private let timers = Mutex<[String: Timer]>([:])
+    private let gauges = Mutex<[SeriesKey: Meter]>([:])
+
+    private struct SeriesKey: Hashable {
+        let name: String
+        let labels: [String]
+    }
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
+
+    /// A counter by name and label pairs, created once and then looked up.
+    func counter(_ name: String, _ dimensions: [(String, String)] = []) -> Counter {
+        let key = SeriesKey(name: name, labels: dimensions.flatMap { [$0.0, $0.1] })
+        return series.withLock { series in
+            if let existing = series[key] { return existing }
+            let created = Counter(label: name, dimensions: dimensions, factory: factory)
+            series[key] = created
+            return created
+        }
+    }
+
+    /// A gauge by name and label pairs (a swift-metrics `Meter`: it can go up and down).
+    func gauge(_ name: String, _ dimensions: [(String, String)] = []) -> Meter {
+        let key = SeriesKey(name: name, labels: dimensions.flatMap { [$0.0, $0.1] })
+        return gauges.withLock { gauges in
+            if let existing = gauges[key] { return existing }
+            let created = Meter(label: name, dimensions: dimensions, factory: factory)
+            gauges[key] = created
+            return created
+        }
+    }
+
+    // MARK: Decisions
+
+    /// One decision: `gatehouse_decisions_total{outcome,policy,backend}` and the latency histogram.
+    func recordDecision(outcome: Decision.Outcome, policy: String, backend: String?, latency: Duration) {
+        counter("gatehouse_decisions_total", [("outcome", outcome.rawValue), ("policy", policy), ("backend", backend ?? "none")]).increment()
+        let timer = timers.withLock { timers in
+            if let existing = timers[policy] { return existing }
+            let created = Timer(label: Self.decisionDuration, dimensions: [("policy", policy)], factory: factory)
+            timers[policy] = created
+            return created
+        }
+        let (seconds, attoseconds) = latency.components
+        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    // MARK: Cache
+
+    func cacheHit(_ verdict: CredentialCache.Verdict) {
+        let kind = if case .authenticated = verdict { "success" } else { "failure" }
+        counter("gatehouse_cache_hits_total", [("verdict", kind)]).increment()
+    }
+
+    func cacheMiss() { counter("gatehouse_cache_misses_total").increment() }
+    func cacheEviction() { counter("gatehouse_cache_evictions_total").increment() }
+    /// A success served from the cache because its backend could not be reached.
+    func staleAnswer(backend: String) { counter("gatehouse_cache_stale_answers_total", [("backend", backend)]).increment() }
+
+    // MARK: Lockout
+
+    /// A lockout started for a `user` or an `address`.
+    func lockoutStarted(scope: String) { counter("gatehouse_lockouts_total", [("scope", scope)]).increment() }
+    /// A request refused because its user or address is locked out.
+    func lockedOutRequest() { counter("gatehouse_locked_out_requests_total").increment() }
+
+    // MARK: LDAP
+
+    /// A failed LDAP operation, by kind: `timeout`, `tls`, `server_down`, `invalid_credentials`, `other`.
+    func ldapError(backend: String, _ error: LDAPError) {
+        counter("gatehouse_ldap_errors_total", [("backend", backend), ("kind", error.metricKind)]).increment()
+    }
+
+    /// A verification that found every LDAP thread busy and had to queue.
+    func ldapWait(backend: String) { counter("gatehouse_ldap_pool_waits_total", [("backend", backend)]).increment() }
+
+    /// Connections open and in use in one of a backend's pools (`search` or `bind`).
+    func ldapPool(backend: String, pool: String, open: Int, inUse: Int) {
+        gauge("gatehouse_ldap_pool_connections", [("backend", backend), ("pool", pool)]).set(open)
+        gauge("gatehouse_ldap_pool_in_use", [("backend", backend), ("pool", pool)]).set(inUse)
+    }
+
+    /// The configured `pool_size` of an LDAP backend.
+    func ldapPoolSize(backend: String, size: Int) {
+        gauge("gatehouse_ldap_pool_size", [("backend", backend)]).set(size)
+    }
+
+    // MARK: Process
+
+    /// A reload, by `trigger` (`signal`, `file`) and `result` (`success`, `failure`).
+    public func reload(trigger: String, success: Bool) {
+        counter("gatehouse_config_reloads_total", [("trigger", trigger), ("result", success ? "success" : "failure")]).increment()
+        if success {
+            gauge("gatehouse_config_last_reload_success_timestamp_seconds").set(Double(time(nil)))
+        }
+    }
+
+    /// `gatehouse_build_info{version} 1`.
+    public func buildInfo(version: String) {
+        gauge("gatehouse_build_info", [("version", version)]).set(1)
+    }
+}
+
+extension LDAPError {
+    /// The `kind` label of `gatehouse_ldap_errors_total`.
+    var metricKind: String {
+        switch code {
+        case LDAP_TIMEOUT, LDAP_TIMELIMIT_EXCEEDED: "timeout"
+        case LDAP_INVALID_CREDENTIALS: "invalid_credentials"
+        case _ where step == .tls: "tls"
+        case LDAP_SERVER_DOWN, LDAP_CONNECT_ERROR, LDAP_UNAVAILABLE, LDAP_BUSY: "server_down"
+        default: "other"
+        }
+    }
+}
