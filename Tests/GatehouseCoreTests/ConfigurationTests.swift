@@ -57,6 +57,49 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func operationsKeys() throws {
+        try Self.withFiles { directory in
+            let yaml = Self.specExample.replacingOccurrences(of: "listen: 127.0.0.1:9180", with: "listen: unix:/run/gatehouse/gatehouse.sock\nlisten_mode: \"0640\"\nlisten_group: www-data\nidle_timeout: 2m")
+            let configuration = try Configuration.parse(yaml: yaml, baseDirectory: directory.path)
+            #expect(configuration.listen == .unix(path: "/run/gatehouse/gatehouse.sock"))
+            #expect(configuration.listenMode == 0o640)
+            #expect(configuration.listenGroup == "www-data")
+            #expect(configuration.idleTimeout == .seconds(120))
+            #expect(configuration.referencedFiles == [directory.path + "/htpasswd", directory.path + "/htgroups"])
+            let defaults = try Configuration.parse(yaml: Self.specExample, baseDirectory: directory.path)
+            #expect(defaults.listenMode == 0o660)
+            #expect(defaults.listenGroup == nil)
+            #expect(defaults.idleTimeout == .seconds(75))
+        }
+    }
+
+    @Test func watchedFilesNoticeEditsReplacementsAndRemovals() throws {
+        try Self.withFiles { directory in
+            let file = directory.appendingPathComponent("htpasswd").path
+            let missing = directory.appendingPathComponent("later").path
+            var watched = WatchedFiles(paths: [file, missing, file])
+            #expect(watched.paths == [file, missing], "each file once")
+            let changed1 = watched.refresh()
+            #expect(!changed1, "nothing changed yet")
+            try Data("alice:{PLAIN}x\n".utf8).write(to: URL(fileURLWithPath: file))
+            let changed2 = watched.refresh()
+            #expect(changed2, "an edit in place")
+            let changed3 = watched.refresh()
+            #expect(!changed3, "one edit is reported once")
+            try Data("b".utf8).write(to: URL(fileURLWithPath: missing))
+            let changed4 = watched.refresh()
+            #expect(changed4, "a file that appears")
+            try FileManager.default.removeItem(atPath: missing)
+            let changed5 = watched.refresh()
+            #expect(changed5, "a file that vanishes")
+            let replacement = directory.appendingPathComponent("htpasswd.new").path
+            try Data("alice:{PLAIN}y\n".utf8).write(to: URL(fileURLWithPath: replacement))
+            #expect(rename(replacement, file) == 0)
+            let changed6 = watched.refresh()
+            #expect(changed6, "a file replaced by rename, as editors and config management do")
+        }
+    }
+
     @Test func everyErrorIsReportedWithKeyAndLine() throws {
         let yaml = """
             listen: somewhere
@@ -134,6 +177,11 @@ struct ConfigurationTests {
         ("listen: [1, 2]", "listen"),
         ("policies:\n  registry:\n    type: registry\n", "policies.registry.rules"),
         ("log: {format: xml}", "log.format"),
+        ("listen_mode: \"0999\"", "listen_mode"),
+        ("listen_mode: rw-rw----", "listen_mode"),
+        ("listen_group: \"a:b\"", "listen_group"),
+        ("idle_timeout: 500ms", "idle_timeout"),
+        ("idle_timeout: forever", "idle_timeout"),
         ("lockout: {max_failures: -1}", "lockout.max_failures"),
         ("trusted_proxies: [10.0.0.0/33]", "trusted_proxies[1]"),
         ("policies:\n  a: {type: registry, rules: []}\n  b: {type: registry, rules: []}", "default_policy"),
