@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Hostile HTTP input against the running service (issue 8): over-long and repeated
+# headers, invalid UTF-8, NUL / bare CR / bare LF, obs-fold, request smuggling shapes,
+# pipelining, HTTP/1.0 and 0.9, garbage, slow clients, thousands of idle connections.
+# Each case asserts one defined answer, and after each one a normal request on a new
+# connection must still get the right answer. The cases live in hostile_http.py (Python 3
+# standard library, raw sockets, a deadline on every exchange); this wrapper makes the
+# temp dir and the htpasswd/htgroups files, starts `gatehouse serve` on a free loopback
+# port, runs the cases and stops Gatehouse with SIGTERM (it must exit 0).
+#
+# Needs: python3, apache2-utils (htpasswd), curl. No root needed.
+#
+# Usage:   Tests/e2e/hostile-http.sh
+# Env:     GATEHOUSE_BIN          the gatehouse binary (default: .build/debug/gatehouse in
+#                                 the repository); it is copied to the temp dir before use
+#          IDLE_TIMEOUT_EXPECTED  seconds after which Gatehouse must close an idle
+#                                 connection (default 0: not asserted, only reported)
+#          IDLE_CONNECTIONS       idle connections to hold open at once (default 2000)
+#          KEEP_TMP=1             keep the temp directory (gatehouse log) after the run
+#
+# Output: one `ok - ...` / `not ok - ...` line per assertion, `# ...` lines with what was
+# sent and what came back, `# measure: ...` lines, and finally `N passed, M failed`;
+# exit status 1 if anything failed.
+set -u
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+GATEHOUSE_BIN=${GATEHOUSE_BIN:-.build/debug/gatehouse}
+case $GATEHOUSE_BIN in /*) ;; *) GATEHOUSE_BIN=$REPO/$GATEHOUSE_BIN ;; esac
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-2000}
+
+PASSED=0
+FAILED=0
+ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
+diag() { sed 's/^/#   /' | tail -n "${1:-15}"; }
+die() { not_ok "setup: $*"; echo "$PASSED passed, $FAILED failed"; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+for tool in python3 htpasswd curl; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+[ -x "$GATEHOUSE_BIN" ] || die "no gatehouse binary at $GATEHOUSE_BIN (set GATEHOUSE_BIN)"
+START=$(now)
+
+T=$(mktemp -d /tmp/gatehouse-hostile.XXXXXX) || die "mktemp"
+GATE_PID=
+cleanup() {
+    if [ -n "$GATE_PID" ]; then
+        kill -TERM "$GATE_PID" 2>/dev/null
+        wait "$GATE_PID" 2>/dev/null
+    fi
+    [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+cp "$GATEHOUSE_BIN" "$T/gatehouse" || die "copy gatehouse"
+GOOD=alice:alice-hostile-pw
+NOPUSH=bob:bob-hostile-pw
+htpasswd -cbB -C 4 "$T/htpasswd" "${GOOD%%:*}" "${GOOD#*:}" 2>/dev/null || die "htpasswd"
+htpasswd -bB -C 4 "$T/htpasswd" "${NOPUSH%%:*}" "${NOPUSH#*:}" 2>/dev/null || die "htpasswd"
+printf 'pushers: %s\n' "${GOOD%%:*}" >"$T/htgroups"
+
+PORT=$(python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+') || die "no free port"
+
+# Thousands of idle connections need as many descriptors in Gatehouse (systemd units set
+# LimitNOFILE); raise the soft limit for it if the hard limit allows.
+need=$((IDLE_CONNECTIONS + 256))
+[ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need" ] && ulimit -Sn "$need" 2>/dev/null
+echo "# gatehouse on 127.0.0.1:$PORT; open files limit $(ulimit -Sn)"
+
+"$T/gatehouse" serve --htpasswd "$T/htpasswd" --groups "$T/htgroups" --listen "127.0.0.1:$PORT" \
+    >"$T/gatehouse.log" 2>&1 </dev/null &
+GATE_PID=$!
+up=
+for _ in $(seq 1 100); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/healthz")" = 200 ]; then
+        up=1
+        break
+    fi
+    kill -0 "$GATE_PID" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$up" ] || { diag <"$T/gatehouse.log"; die "gatehouse did not answer /healthz on port $PORT"; }
+ok "gatehouse serves /healthz"
+
+# The cases. Their own ok/not ok lines pass straight through; the counts come back in the
+# last line "# counts: N M".
+OUT=$T/cases.out
+timeout 150 python3 "$REPO/Tests/e2e/hostile_http.py" --port "$PORT" --pid "$GATE_PID" \
+    --good "$GOOD" --nopush "$NOPUSH" --log "$T/gatehouse.log" | tee "$OUT"
+rc=${PIPESTATUS[0]}
+read -r p f < <(sed -n 's/^# counts: \([0-9]*\) \([0-9]*\)$/\1 \2/p' "$OUT" | tail -n1)
+PASSED=$((PASSED + ${p:-0}))
+FAILED=$((FAILED + ${f:-0}))
+if [ -z "${p:-}" ]; then
+    not_ok "hostile_http.py finished and reported its counts (exit status $rc$([ "$rc" = 124 ] && echo ': timed out after 150 s'))"
+elif [ "$rc" -ne 0 ] && [ "${f:-0}" = 0 ]; then
+    not_ok "hostile_http.py exits 0 when nothing failed (exit status $rc)"
+fi
+
+# Gatehouse must still be there, and stop cleanly.
+if kill -0 "$GATE_PID" 2>/dev/null; then
+    ok "gatehouse is still running after the hostile input"
+    t0=$(now)
+    kill -TERM "$GATE_PID"
+    stopped=
+    for _ in $(seq 1 100); do
+        kill -0 "$GATE_PID" 2>/dev/null || { stopped=1; break; }
+        sleep 0.1
+    done
+    if [ -n "$stopped" ]; then
+        wait "$GATE_PID"
+        GATE_RC=$?
+        GATE_PID=
+        if [ "$GATE_RC" = 0 ]; then ok "gatehouse exits 0 on SIGTERM"; else not_ok "gatehouse exits 0 on SIGTERM (exit status $GATE_RC)"; fi
+        echo "# measure: gatehouse stopped $(elapsed "$t0" "$(now)")s after SIGTERM"
+    else
+        not_ok "gatehouse exits within 10 s of SIGTERM"
+        kill -KILL "$GATE_PID" 2>/dev/null
+        wait "$GATE_PID" 2>/dev/null
+        GATE_PID=
+    fi
+else
+    wait "$GATE_PID"
+    not_ok "gatehouse is still running after the hostile input (it exited with status $?)"
+    GATE_PID=
+fi
+if grep -Eqi 'fatal error|crash|stack trace|precondition failed' "$T/gatehouse.log"; then
+    not_ok "gatehouse's log shows no crash"
+    grep -Ei -m5 'fatal error|crash|stack trace|precondition failed' "$T/gatehouse.log" | diag
+fi
+
+echo "# measure: total run time $(elapsed "$START" "$(now)")s"
+if [ "$FAILED" -gt 0 ]; then
+    echo "# --- gatehouse.log (tail)"
+    diag 10 <"$T/gatehouse.log"
+fi
+[ "${KEEP_TMP:-0}" = 1 ] && echo "# temp dir kept: $T"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
