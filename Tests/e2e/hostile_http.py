@@ -66,7 +66,7 @@ def diag(text):
         print(f"# {line}", flush=True)
 
 
-def show(data, limit=300):
+def show(data, limit=700):
     """bytes -> a short printable form (Python bytes literal, long runs elided)."""
     if len(data) <= limit:
         return repr(bytes(data))
