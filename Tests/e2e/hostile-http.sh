@@ -5,16 +5,20 @@
 # Each case asserts one defined answer, and after each one a normal request on a new
 # connection must still get the right answer. The cases live in hostile_http.py (Python 3
 # standard library, raw sockets, a deadline on every exchange); this wrapper makes the
-# temp dir and the htpasswd/htgroups files, starts `gatehouse serve` on a free loopback
-# port, runs the cases and stops Gatehouse with SIGTERM (it must exit 0).
+# temp dir, the htpasswd/htgroups files and a YAML configuration (the seed policy, an
+# `idle_timeout` of IDLE_TIMEOUT_EXPECTED seconds; `gatehouse config check` must accept
+# it), starts `gatehouse serve --config` on a free loopback port, runs the cases and stops
+# Gatehouse with SIGTERM (it must exit 0).
 #
 # Needs: python3, apache2-utils (htpasswd), curl. No root needed.
 #
 # Usage:   Tests/e2e/hostile-http.sh
 # Env:     GATEHOUSE_BIN          the gatehouse binary (default: .build/debug/gatehouse in
 #                                 the repository); it is copied to the temp dir before use
-#          IDLE_TIMEOUT_EXPECTED  seconds after which Gatehouse must close an idle
-#                                 connection (default 0: not asserted, only reported)
+#          IDLE_TIMEOUT_EXPECTED  whole seconds (>= 1): Gatehouse is configured with this
+#                                 idle_timeout and must close idle connections after it
+#                                 (default 2); 0: no idle_timeout in the configuration
+#                                 (Gatehouse's default, 75 s) and nothing about it asserted
 #          IDLE_CONNECTIONS       idle connections to hold open at once (default 2000)
 #          KEEP_TMP=1             keep the temp directory (gatehouse log) after the run
 #
@@ -27,6 +31,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 GATEHOUSE_BIN=${GATEHOUSE_BIN:-.build/debug/gatehouse}
 case $GATEHOUSE_BIN in /*) ;; *) GATEHOUSE_BIN=$REPO/$GATEHOUSE_BIN ;; esac
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-2000}
+IDLE_TIMEOUT_EXPECTED=${IDLE_TIMEOUT_EXPECTED:-2}
+export IDLE_TIMEOUT_EXPECTED IDLE_CONNECTIONS
 
 PASSED=0
 FAILED=0
@@ -41,6 +47,9 @@ for tool in python3 htpasswd curl; do
     command -v "$tool" >/dev/null || die "missing tool: $tool"
 done
 [ -x "$GATEHOUSE_BIN" ] || die "no gatehouse binary at $GATEHOUSE_BIN (set GATEHOUSE_BIN)"
+case $IDLE_TIMEOUT_EXPECTED in
+    *[!0-9]* | '') die "IDLE_TIMEOUT_EXPECTED must be whole seconds (0: not asserted), not '$IDLE_TIMEOUT_EXPECTED'" ;;
+esac
 START=$(now)
 
 T=$(mktemp -d /tmp/gatehouse-hostile.XXXXXX) || die "mktemp"
@@ -74,10 +83,32 @@ print(s.getsockname()[1])
 # LimitNOFILE); raise the soft limit for it if the hard limit allows.
 need=$((IDLE_CONNECTIONS + 256))
 [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need" ] && ulimit -Sn "$need" 2>/dev/null
-echo "# gatehouse on 127.0.0.1:$PORT; open files limit $(ulimit -Sn)"
+echo "# gatehouse on 127.0.0.1:$PORT; open files limit $(ulimit -Sn); idle timeout: ${IDLE_TIMEOUT_EXPECTED}s (0: Gatehouse's default, not asserted)"
 
-"$T/gatehouse" serve --htpasswd "$T/htpasswd" --groups "$T/htgroups" --listen "127.0.0.1:$PORT" \
-    >"$T/gatehouse.log" 2>&1 </dev/null &
+# The configuration: the embedded defaults' seed policy (members of `pushers` may pull and
+# push, any user may pull) on the htpasswd backend, plus the idle timeout under test.
+{
+    echo "listen: 127.0.0.1:$PORT"
+    [ "$IDLE_TIMEOUT_EXPECTED" != 0 ] && echo "idle_timeout: ${IDLE_TIMEOUT_EXPECTED}s"
+    cat <<EOF
+backends:
+  - {name: local, type: htpasswd, file: $T/htpasswd, groups_file: $T/htgroups}
+policies:
+  registry:
+    type: registry
+    rules:
+      - {groups: [pushers], allow: [pull, push]}
+      - {users: ["*"], allow: [pull]}
+EOF
+} >"$T/gatehouse.yaml"
+if out=$("$T/gatehouse" config check --config "$T/gatehouse.yaml" 2>&1); then
+    ok "gatehouse config check accepts the configuration (idle_timeout: $([ "$IDLE_TIMEOUT_EXPECTED" = 0 ] && echo 'default' || echo "${IDLE_TIMEOUT_EXPECTED}s"))"
+else
+    { cat "$T/gatehouse.yaml"; printf '%s\n' "$out"; } | diag 30
+    die "gatehouse config check refuses $T/gatehouse.yaml"
+fi
+
+"$T/gatehouse" serve --config "$T/gatehouse.yaml" >"$T/gatehouse.log" 2>&1 </dev/null &
 GATE_PID=$!
 up=
 for _ in $(seq 1 100); do

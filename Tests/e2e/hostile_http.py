@@ -15,8 +15,10 @@ last line `# counts: N M` this script prints. Exit status 1 if anything failed.
 
 Usage: hostile_http.py --port PORT --pid PID --good USER:PASS --nopush USER:PASS [--log FILE]
        (--log: Gatehouse's log, to see from its audit lines that no smuggled request was decided)
-Env:   IDLE_TIMEOUT_EXPECTED  seconds after which Gatehouse should close an idle
-                              connection (default 0: do not assert, only report)
+Env:   IDLE_TIMEOUT_EXPECTED  the idle_timeout Gatehouse was started with, in seconds: it
+                              must close a connection that has no request for that long
+                              (the wrapper sets 2). 0 (the default here): Gatehouse runs
+                              with its default (75 s) and nothing about it is asserted
        IDLE_CONNECTIONS       how many idle connections to hold open (default 2000)
 """
 
@@ -363,6 +365,27 @@ def no_200(o):
     return 200 not in o.statuses
 
 
+def is_decision(r):
+    """A response that decides (200/401/403, or names a user), as opposed to a refusal."""
+    return r.status in (200, 401, 403) or r.header("x-auth-user") is not None
+
+
+def is_good_decision(o, svc):
+    """Exactly one answer, the normal one for GOOD on GET /v2/: 200 allow naming GOOD."""
+    return (len(o.responses) == 1 and not o.leftover and o.statuses == [200]
+            and o.responses[0].header("x-auth-decision") == "allow"
+            and o.responses[0].header("x-auth-user") == svc.good_user)
+
+
+IDLE_MARGIN = 2.5  # seconds after the idle timeout by which the close must have been seen
+
+
+def closed_by_idle_timeout(o, idle, margin=IDLE_MARGIN):
+    """The server closed the connection about `idle` seconds after it was opened (or after
+    its last answer, which comes at once): not before idle - 0.5 s, not after idle + margin."""
+    return o.closed and idle - 0.5 <= o.elapsed <= idle + margin
+
+
 def case(svc, name, data, expect, expect_text, deadline=3.0, quiet=0.6, want=None, **kw):
     """Send `data`, print what came back, assert `expect(outcome)`, then the normal probe."""
     o = exchange(svc.port, data, deadline=deadline, quiet=quiet, want=want, **kw)
@@ -371,6 +394,248 @@ def case(svc, name, data, expect, expect_text, deadline=3.0, quiet=0.6, want=Non
     check(expect(o), f"{name}: {expect_text}", f"sent: {show(data)}", f"got:  {o.describe()}")
     still_serving(svc, name)
     return o
+
+
+def slow_clients(svc, idle_expected):
+    """Slow clients on 20 connections at once, while normal requests must stay fast.
+
+    Without an idle timeout: each sends its request (80 bytes) at one byte per 100 ms and
+    finally gets its own answer (401). With one, a request head that takes longer than the
+    idle timeout is closed (SwiftNIO counts idleness from the last complete request part, so
+    this is the slowloris defence): half the clients drip the request at one byte per 100 ms
+    and must be closed after the idle timeout without an answer; the other half send it one
+    byte at a time fast enough to finish in half the idle timeout and must get their 401."""
+    port = svc.port
+    slow_req = svc.request(close=True)
+    pieces = [slow_req[j : j + 1] for j in range(len(slow_req))]
+    slow_n = 20
+    if idle_expected > 0:
+        drip_n = slow_n // 2
+        fast_delay = min(0.1, idle_expected * 0.5 / len(slow_req))
+        plan = [(0.1, idle_expected + IDLE_MARGIN + 1)] * drip_n + [(fast_delay, idle_expected + 5)] * (slow_n - drip_n)
+    else:
+        drip_n = 0
+        plan = [(0.1, len(slow_req) * 0.1 + 10)] * slow_n
+    results = [None] * slow_n
+
+    def slow_client(i):
+        delay, deadline = plan[i]
+        results[i] = exchange(port, b"", deadline=deadline, pieces=pieces, piece_delay=delay)
+
+    threads = [threading.Thread(target=slow_client, args=(i,), daemon=True) for i in range(slow_n)]
+    t_start = time.monotonic()
+    for t in threads:
+        t.start()
+    lat = []
+    limit = max(d for _, d in plan) + 2
+    while any(t.is_alive() for t in threads) and time.monotonic() - t_start < limit:
+        t0 = time.monotonic()
+        o = exchange(port, svc.request(auth=svc.good, close=True), deadline=5)
+        lat.append((time.monotonic() - t0, o.statuses))
+        time.sleep(0.2)
+    for t in threads:
+        t.join(timeout=limit)
+    worst = max(l for l, _ in lat) if lat else float("nan")
+    rates = (f"{drip_n} at 1 byte per 100 ms, " if drip_n else "") + f"{slow_n - drip_n} at 1 byte per {plan[-1][0] * 1000:.0f} ms"
+    diag(f"measure: during {slow_n} slow clients ({len(slow_req)} bytes; {rates}; {time.monotonic() - t_start:.1f}s): "
+         f"{len(lat)} normal requests, latency median {sorted(l for l, _ in lat)[len(lat) // 2] * 1000:.0f} ms, max {worst * 1000:.0f} ms")
+    check(lat and all(st == [200] for _, st in lat) and worst < 1.0,
+          f"slow clients: while {slow_n} clients send one byte at a time, normal requests get 200 in < 1 s each",
+          f"statuses: {[st for _, st in lat]}; worst {worst:.2f}s")
+    dripped, finished = results[:drip_n], results[drip_n:]
+    if drip_n:
+        diag(f"measure: the dripping clients were closed after {', '.join(f'{r.elapsed:.2f}' for r in dripped if r)} s")
+        check(all(r and not r.responses and not r.leftover and closed_by_idle_timeout(r, idle_expected) for r in dripped),
+              f"slow clients: {drip_n} clients dripping their request at one byte per 100 ms ({len(slow_req) * 0.1:.0f} s in all) "
+              f"are closed after the idle timeout ({idle_expected:g}s, -0.5 s / +{IDLE_MARGIN:g} s) without an answer",
+              *[f"client {i}: {r.describe() if r else None}" for i, r in enumerate(dripped)][:5])
+    check(all(r and r.statuses == [401] and not r.leftover for r in finished),
+          f"slow clients: {len(finished)} clients sending one byte at a time ({len(slow_req) * plan[-1][0]:.1f} s in all) each get their own answer (401)",
+          *[f"client {i}: {r.describe() if r else None}" for i, r in enumerate(finished, drip_n)][:5])
+    still_serving(svc, "slow clients")
+
+
+def open_idle(svc, n, fd0, batch=100):
+    """Open up to n connections to Gatehouse, in batches that its accept loop can keep up with
+    (a full accept backlog drops SYNs, and the kernel retries them only after 1 s, 3 s, ...).
+    Returns (sockets, the time each was opened, errors, connects slower than 0.5 s)."""
+    socks, opened, errors, slow = [], [], [], 0
+    while len(socks) < n and len(errors) <= 20:
+        for _ in range(min(batch, n - len(socks))):
+            tc = time.monotonic()
+            try:
+                s = socket.create_connection((HOST, svc.port), timeout=15)
+            except OSError as e:
+                errors.append(str(e))
+                if len(errors) > 20:
+                    break
+                continue
+            socks.append(s)
+            opened.append(time.monotonic())
+            slow += opened[-1] - tc > 0.5
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and svc.fd_count() < fd0 + len(socks) - 5:
+            time.sleep(0.005)
+    return socks, opened, errors, slow
+
+
+def raise_nofile(svc, idle_n):
+    """Raise our open-files limit for idle_n connections; how many we can open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = idle_n + 200
+    if soft < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
+        except (ValueError, OSError) as e:
+            diag(f"could not raise RLIMIT_NOFILE ({soft}/{hard}): {e}")
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    try:
+        with open(f"/proc/{svc.pid}/limits") as f:
+            lim = [l for l in f if l.startswith("Max open files")]
+        diag(f"gatehouse {lim[0].strip() if lim else 'limits unknown'}")
+    except OSError:
+        pass
+    return min(idle_n, soft - 100)
+
+
+def use_connection(s, svc):
+    """Send a normal request (GOOD) on an open idle connection; the start of the answer."""
+    s.settimeout(5)
+    try:
+        s.sendall(svc.request(auth=svc.good))
+        return s.recv(65536)
+    except OSError as e:
+        return str(e).encode()
+
+
+def idle_connections(svc, idle_expected, idle_n):
+    n = raise_nofile(svc, idle_n)
+    fd0 = svc.fd_count()
+    t0 = time.monotonic()
+    idle, opened, errors, slow_connects = open_idle(svc, n, fd0)
+    t_open = time.monotonic() - t0
+    check(len(idle) == n and not errors, f"idle connections: {n} connections opened",
+          f"{len(idle)} opened, errors: {errors[:3]}")
+    if not idle:
+        return
+    if idle_expected > 0:
+        idle_connections_closed_by_timeout(svc, idle_expected, idle, opened, fd0, t_open, slow_connects, len(errors))
+    else:
+        idle_connections_held(svc, idle, fd0, t0, t_open, slow_connects, len(errors))
+    for s in idle:
+        s.close()
+    still_serving(svc, "idle connections")
+
+
+def idle_connections_closed_by_timeout(svc, idle_expected, idle, opened, fd0, t_open, slow_connects, n_errors):
+    """Thousands of never-used connections: while they are all open (within the idle timeout)
+    a normal request is still fast; then Gatehouse closes every one of them about the idle
+    timeout after it was opened, and its fd count drops back while we still hold ours."""
+    n = len(idle)
+    fd_peak = svc.fd_count()
+    diag(f"measure: opened {n} idle connections in {t_open:.2f}s ({n_errors} errors, {slow_connects} connects took > 0.5 s); "
+         f"gatehouse fds {fd0} -> {fd_peak}")
+    # the normal request pair, and a request on the last-opened connection, within the timeout
+    t1 = time.monotonic()
+    sa, sb, dt = svc.probe()
+    got = use_connection(idle[-1], svc)
+    t_probe_done = time.monotonic() - opened[0]
+    # the first connection opened can be closed no earlier than idle_expected after it was
+    check(fd_peak >= fd0 + n - 5 and t_probe_done < idle_expected,
+          f"idle connections: gatehouse accepted all {n} and held them (fd count {fd0} -> {fd_peak}) while we used them, "
+          f"within the idle timeout ({t_probe_done:.2f}s after the first was opened)")
+    check(sa == 200 and sb == 401 and dt < 1.0,
+          f"idle connections: with {n} idle connections open, a normal request still gets 200 / 401 quickly (< 1 s for both)",
+          f"got {sa} {sb} in {dt:.2f}s")
+    diag(f"measure: normal request pair with {n} idle connections open: {dt * 1000:.0f} ms")
+    check(got.startswith(b"HTTP/1.1 200"), "idle connections: the last idle connection, used now, gets 200", show(got, 120))
+    # now wait for Gatehouse to close the others (we keep our ends open)
+    never_used = idle[:-1]
+    index = {s.fileno(): i for i, s in enumerate(never_used)}
+    poller = select.poll()
+    for s in never_used:
+        poller.register(s, select.POLLIN | select.POLLHUP | select.POLLERR)
+    closed_at = {}
+    data_on = []
+    deadline = opened[-1] + idle_expected + IDLE_MARGIN + 1
+    while len(closed_at) + len(data_on) < len(never_used) and time.monotonic() < deadline:
+        for fd, _ in poller.poll(50):
+            i = index[fd]
+            try:
+                peek = never_used[i].recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                peek = b""
+            poller.unregister(fd)
+            if peek == b"":
+                closed_at[i] = time.monotonic()
+            else:
+                data_on.append(i)
+    lifetimes = sorted(closed_at[i] - opened[i] for i in closed_at)
+    if lifetimes:
+        diag(f"measure: gatehouse closed {len(closed_at)} of {len(never_used)} never-used connections "
+             f"{lifetimes[0]:.2f} / {lifetimes[len(lifetimes) // 2]:.2f} / {lifetimes[-1]:.2f} s (min / median / max) after they were opened")
+    check(len(closed_at) == len(never_used) and not data_on,
+          f"idle connections: gatehouse closed all {len(never_used)} never-used connections, without sending anything",
+          f"closed: {len(closed_at)}; still open: {len(never_used) - len(closed_at) - len(data_on)}; got bytes on: {len(data_on)}")
+    check(bool(lifetimes) and lifetimes[0] >= idle_expected - 0.5 and lifetimes[-1] <= idle_expected + IDLE_MARGIN,
+          f"idle connections: each was closed {idle_expected:g}s after it was opened (-0.5 s / +{IDLE_MARGIN:g} s)",
+          f"lifetimes: {lifetimes[:1]} ... {lifetimes[-1:]}")
+    t2 = time.monotonic()
+    fd_deadline = t2 + 3
+    while time.monotonic() < fd_deadline and svc.fd_count() > fd0 + 10:
+        time.sleep(0.05)
+    fd_after = svc.fd_count()
+    diag(f"measure: gatehouse fds after it closed them: {fd_after} (before: {fd0}; {time.monotonic() - t2:.2f}s after the last close was seen); "
+         f"{time.monotonic() - t1:.1f}s since the normal request")
+    check(0 <= fd_after <= fd0 + 10,
+          f"idle connections: after gatehouse closed them its fd count is back near {fd0} (now {fd_after}; our ends still open)")
+
+
+def idle_connections_held(svc, idle, fd0, t0, t_open, slow_connects, n_errors):
+    """Without an idle timeout: thousands of idle connections stay open, a normal request is
+    still fast, an idle connection can still be used, and closing them frees the fds."""
+    # wait until the server has accepted them
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and svc.fd_count() < fd0 + len(idle) - 5:
+        time.sleep(0.1)
+    fd_peak = svc.fd_count()
+    diag(f"measure: opened {len(idle)} idle connections in {t_open:.2f}s ({n_errors} errors, {slow_connects} connects took > 0.5 s: "
+         f"accept backlog full, SYN retried); gatehouse fds {fd0} -> {fd_peak}")
+    check(fd_peak >= fd0 + len(idle) - 5, f"idle connections: gatehouse accepted all of them (fd count {fd0} -> {fd_peak})")
+    t1 = time.monotonic()
+    sa, sb, dt = svc.probe()
+    check(sa == 200 and sb == 401 and dt < 1.0,
+          f"idle connections: with {len(idle)} idle connections open, a normal request still gets 200 / 401 quickly (< 1 s for both)",
+          f"got {sa} {sb} in {dt:.2f}s")
+    diag(f"measure: normal request pair with {len(idle)} idle connections open: {dt * 1000:.0f} ms")
+    # one of the idle connections can still be used
+    got = use_connection(idle[0], svc)
+    check(got.startswith(b"HTTP/1.1 200"), "idle connections: the first idle connection, used now, gets 200", show(got, 120))
+    # did the server close any of them on its own meanwhile?
+    held = time.monotonic() - t0
+    closed_by_server = 0
+    poller = select.poll()
+    for s in idle[1:]:
+        poller.register(s, select.POLLIN | select.POLLHUP | select.POLLERR)
+    ready = {fd for fd, _ in poller.poll(0)}
+    for s in idle[1:]:
+        if s.fileno() in ready:
+            try:
+                if s.recv(1, socket.MSG_PEEK) == b"":
+                    closed_by_server += 1
+            except OSError:
+                closed_by_server += 1
+    diag(f"measure: after {held:.1f}s, {closed_by_server} of {len(idle) - 1} never-used idle connections were closed by gatehouse")
+    for s in idle:
+        s.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and svc.fd_count() > fd0 + 10:
+        time.sleep(0.1)
+    fd_after = svc.fd_count()
+    diag(f"measure: gatehouse fds after closing them: {fd_after} (before: {fd0}); {time.monotonic() - t1:.1f}s")
+    check(0 <= fd_after <= fd0 + 10, f"idle connections: after closing them gatehouse's fd count is back near {fd0} (now {fd_after})")
 
 
 # ----------------------------------------------------------------- cases
@@ -497,9 +762,15 @@ def run(svc, idle_expected, idle_n):
 
     # --- request smuggling shapes. The outer request (POST /auth with NOPUSH's credentials)
     # would get 200 on its own; the smuggled one (GOOD's credentials, a unique X-Original-URI)
-    # too. Two checks each: the smuggled request is never decided (no answer naming GOOD, no
+    # too. Three checks each: the smuggled request is never decided (no answer naming GOOD, no
     # audit line with its URI), and the message, whose framing is invalid, gets the defined
-    # answer: 400 or a closed connection, not a decision (RFC 9112 6.1, 6.3).
+    # answer: 400 or a closed connection, never a decision (RFC 9112 6.1, 6.3). Gatehouse
+    # refuses any /auth request with a Transfer-Encoding or a Content-Length other than 0
+    # with 400 (X-Auth-Rule: invalid-request, Connection: close) before deciding; the HTTP
+    # parser refuses some of these shapes even earlier (400 without X-Auth-* headers). The
+    # third check: then the connection closes, with nothing more sent; the 400 says
+    # Connection: close (no second 400 from the parser for the body, no answer to a
+    # pipelined request).
     chunked_end = b"0\r\n\r\n"
 
     def smuggle(name, headers, body_for):
@@ -520,11 +791,23 @@ def run(svc, idle_expected, idle_n):
         answered = [r for r in o.responses if r.header("x-auth-user") == svc.good_user]
         check(not answered and not logged, f"{name}: the smuggled request is never answered or decided",
               f"sent: {show(data)}", f"got:  {o.describe()}", f"audit lines for {marker}: {logged}")
-        check(is_reject(o), f"{name}: 400 or a closed connection, never a decision (200 for the outer request)",
+        first = o.responses[:1]
+        check(not o.connect_error and (first[0].status in (400, 413, 431) and not is_decision(first[0])
+                                       if first else o.closed and not o.leftover),
+              f"{name}: the outer request is refused, never decided: its answer is a 400 (or the connection closes without one)",
+              f"sent: {show(data)}", f"got:  {o.describe()}")
+        check(len(o.responses) <= 1 and not o.leftover and o.closed,
+              f"{name}: then the connection is closed and nothing else is sent (the 400 says Connection: close)",
               f"sent: {show(data)}", f"got:  {o.describe()}")
         still_serving(svc, name)
 
     smuggle.n = 1
+    # well-framed bodies: the request after them is a pipelined one, not smuggled, but the 400
+    # for the body says Connection: close, so it must not be decided either
+    smuggle("a well-framed body (Content-Length: 5) + a pipelined request after the refused one",
+            b"Content-Length: 5\r\n", lambda sm: b"hello" + sm)
+    smuggle("a well-framed chunked body + a pipelined request after the refused one",
+            b"Transfer-Encoding: chunked\r\n", lambda sm: b"5\r\nhello\r\n" + chunked_end + sm)
     smuggle("CL.TE: Content-Length covering a smuggled request + Transfer-Encoding: chunked",
             lambda sm, body: b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n" % len(body),
             lambda sm: chunked_end + sm)
@@ -581,18 +864,40 @@ def run(svc, idle_expected, idle_n):
     still_serving(svc, "pipelined")
 
     # --- old and odd protocol shapes
-    case(svc, "HTTP/1.0 without Host (good credentials)", svc.request(auth=G, version=b"HTTP/1.0", host=False),
-         lambda o: (o.statuses == [200] or is_reject(o)) and o.closed,
-         "one answer (200, or 400), then the connection closed (RFC 9112 9.3: HTTP/1.0 without keep-alive)",
-         quiet=2.0)
+    # Host: Gatehouse serves nginx (which always sends exactly one Host) on loopback or a unix
+    # socket and ignores Host. Defined: the normal decision, or a 400; nothing else.
+    if idle_expected > 0:
+        # SwiftNIO keeps an HTTP/1.0 connection open after the answer; the idle timeout closes it
+        case(svc, "HTTP/1.0 without Host (good credentials)", svc.request(auth=G, version=b"HTTP/1.0", host=False),
+             lambda o: (is_good_decision(o, svc) and closed_by_idle_timeout(o, idle_expected) or is_reject(o)) and svc.alive(),
+             f"one answer (the normal 200, then the connection closed by the idle timeout within {idle_expected:g}s "
+             f"(+{IDLE_MARGIN:g} s); or 400 and closed), nothing else",
+             deadline=idle_expected + IDLE_MARGIN + 1, want=1, quiet=idle_expected + IDLE_MARGIN + 5)
+    else:
+        case(svc, "HTTP/1.0 without Host (good credentials)", svc.request(auth=G, version=b"HTTP/1.0", host=False),
+             lambda o: (is_good_decision(o, svc) or is_reject(o)) and svc.alive(),
+             "one answer (the normal 200, or 400 and closed), nothing else (the connection may stay open)",
+             quiet=2.0)
     case(svc, "HTTP/1.1 without Host (good credentials)", svc.request(auth=G, host=False),
-         is_reject, "400 (RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host) or closed")
+         lambda o: (is_good_decision(o, svc) or is_reject(o)) and svc.alive(),
+         "the normal decision (200 for the good user) or 400 and closed; exactly one answer (Gatehouse ignores Host)")
     case(svc, "HTTP/1.1 with two Host headers (good credentials)", svc.request(auth=G, extra=b"Host: other\r\n"),
-         is_reject, "400 (RFC 9112 3.2) or closed")
-    case(svc, "HTTP/0.9 style 'GET /auth'", b"GET /auth\r\n", is_reject,
-         "400 or closed at once (within 3 s), never a bare body")
-    case(svc, "HTTP/0.9 style 'GET /healthz'", b"GET /healthz\r\n", is_reject,
-         "400 or closed at once (within 3 s), never a bare body")
+         lambda o: (is_good_decision(o, svc) or is_reject(o)) and svc.alive(),
+         "the normal decision (200 for the good user) or 400 and closed; exactly one answer (Gatehouse ignores Host)")
+    # HTTP/0.9 ('GET /auth' and a line end, no version): the parser waits for more header
+    # lines. Defined: no answer (or a 400), never a bare HTTP/0.9 body, and the idle timeout
+    # closes the connection.
+    for target in (b"/auth", b"/healthz"):
+        label = f"HTTP/0.9 style 'GET {target.decode()}'"
+        if idle_expected > 0:
+            case(svc, label, b"GET " + target + b"\r\n",
+                 lambda o: not o.leftover and (not o.responses or is_reject(o)) and o.closed and o.elapsed <= idle_expected + 3,
+                 f"no answer (or 400), never a bare body; closed by the idle timeout within {idle_expected:g}s (+3 s)",
+                 deadline=idle_expected + 4)
+        else:
+            case(svc, label, b"GET " + target + b"\r\n",
+                 lambda o: not o.leftover and (not o.responses or is_reject(o)),
+                 "no answer (or 400), never a bare body (closing is asserted with IDLE_TIMEOUT_EXPECTED)")
     case(svc, "HTTP/0.9 style 'GET /healthz' followed by an empty line", b"GET /healthz\r\n\r\n", is_reject,
          "400 or closed, never a bare body")
     case(svc, "HTTP/2.0 in an HTTP/1 request line", svc.request(auth=G, version=b"HTTP/2.0"),
@@ -620,133 +925,28 @@ def run(svc, idle_expected, idle_n):
     diag(f"half a request then close: observed {o.describe()}")
     still_serving(svc, "half a request, then the client closes")
 
-    # --- slow clients: one byte per 100 ms, on 20 connections at once
-    slow_req = svc.request(close=True)
-    slow_n = 20
-    results = [None] * slow_n
-
-    def slow_client(i):
-        results[i] = exchange(port, b"", deadline=len(slow_req) * 0.1 + 10, pieces=[slow_req[j : j + 1] for j in range(len(slow_req))], piece_delay=0.1)
-
-    threads = [threading.Thread(target=slow_client, args=(i,), daemon=True) for i in range(slow_n)]
-    t_start = time.monotonic()
-    for t in threads:
-        t.start()
-    lat = []
-    while any(t.is_alive() for t in threads) and time.monotonic() - t_start < len(slow_req) * 0.1 + 12:
-        t0 = time.monotonic()
-        o = exchange(port, svc.request(auth=G, close=True), deadline=5)
-        lat.append((time.monotonic() - t0, o.statuses))
-        time.sleep(0.2)
-    for t in threads:
-        t.join(timeout=15)
-    worst = max(l for l, _ in lat) if lat else float("nan")
-    diag(f"measure: during {slow_n} slow clients ({len(slow_req)} bytes at 1 byte per 100 ms, {time.monotonic() - t_start:.1f}s): "
-         f"{len(lat)} normal requests, latency median {sorted(l for l, _ in lat)[len(lat) // 2] * 1000:.0f} ms, max {worst * 1000:.0f} ms")
-    check(lat and all(st == [200] for _, st in lat) and worst < 1.0,
-          f"slow clients: while {slow_n} clients send one byte per 100 ms, normal requests get 200 in < 1 s each",
-          f"statuses: {[st for _, st in lat]}; worst {worst:.2f}s")
-    slow_st = [r.statuses if r else None for r in results]
-    check(all(s == [401] for s in slow_st), "slow clients: each slow request finally gets its own answer (401)",
-          f"got: {[r.describe() if r else None for r in results][:3]}")
-    still_serving(svc, "slow clients")
+    # --- slow clients, on 20 connections at once
+    slow_clients(svc, idle_expected)
 
     # --- thousands of idle connections
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = idle_n + 200
-    if soft < need:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
-        except (ValueError, OSError) as e:
-            diag(f"could not raise RLIMIT_NOFILE ({soft}/{hard}): {e}")
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    n = min(idle_n, soft - 100)
-    try:
-        with open(f"/proc/{svc.pid}/limits") as f:
-            lim = [l for l in f if l.startswith("Max open files")]
-        diag(f"gatehouse {lim[0].strip() if lim else 'limits unknown'}")
-    except OSError:
-        pass
-    fd0 = svc.fd_count()
-    idle = []
-    t0 = time.monotonic()
-    errors = []
-    slow_connects = 0
-    for _ in range(n):
-        tc = time.monotonic()
-        try:
-            # a full accept backlog drops the SYN: the kernel retries after 1 s, 3 s, ...
-            s = socket.create_connection((HOST, port), timeout=15)
-            idle.append(s)
-            slow_connects += time.monotonic() - tc > 0.5
-        except OSError as e:
-            errors.append(str(e))
-            if len(errors) > 20:
-                break
-    t_open = time.monotonic() - t0
-    # wait until the server has accepted them
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and svc.fd_count() < fd0 + len(idle) - 5:
-        time.sleep(0.1)
-    fd_peak = svc.fd_count()
-    diag(f"measure: opened {len(idle)} idle connections in {t_open:.2f}s ({len(errors)} errors, {slow_connects} connects took > 0.5 s: "
-         f"accept backlog full, SYN retried); gatehouse fds {fd0} -> {fd_peak}")
-    check(len(idle) == n and not errors, f"idle connections: {n} connections opened",
-          f"{len(idle)} opened, errors: {errors[:3]}")
-    check(fd_peak >= fd0 + len(idle) - 5, f"idle connections: gatehouse accepted all of them (fd count {fd0} -> {fd_peak})")
-    t1 = time.monotonic()
-    sa, sb, dt = svc.probe()
-    check(sa == 200 and sb == 401 and dt < 1.0,
-          f"idle connections: with {len(idle)} idle connections open, a normal request still gets 200 / 401 quickly (< 1 s for both)",
-          f"got {sa} {sb} in {dt:.2f}s")
-    diag(f"measure: normal request pair with {len(idle)} idle connections open: {dt * 1000:.0f} ms")
-    # one of the idle connections can still be used
-    idle[0].settimeout(5)
-    try:
-        idle[0].sendall(svc.request(auth=G))
-        got = idle[0].recv(65536)
-    except OSError as e:
-        got = str(e).encode()
-    check(got.startswith(b"HTTP/1.1 200"), "idle connections: the first idle connection, used now, gets 200", show(got, 120))
-    # did the server close any of them on its own meanwhile?
-    held = time.monotonic() - t0
-    closed_by_server = 0
-    poller = select.poll()
-    for s in idle[1:]:
-        poller.register(s, select.POLLIN | select.POLLHUP | select.POLLERR)
-    ready = {fd for fd, _ in poller.poll(0)}
-    for s in idle[1:]:
-        if s.fileno() in ready:
-            try:
-                if s.recv(1, socket.MSG_PEEK) == b"":
-                    closed_by_server += 1
-            except OSError:
-                closed_by_server += 1
-    diag(f"measure: after {held:.1f}s, {closed_by_server} of {len(idle) - 1} never-used idle connections were closed by gatehouse")
-    for s in idle:
-        s.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and svc.fd_count() > fd0 + 10:
-        time.sleep(0.1)
-    fd_after = svc.fd_count()
-    diag(f"measure: gatehouse fds after closing them: {fd_after} (before: {fd0}, start of run: {fd_baseline}); {time.monotonic() - t1:.1f}s")
-    check(0 <= fd_after <= fd0 + 10, f"idle connections: after closing them gatehouse's fd count is back near {fd0} (now {fd_after})")
-    still_serving(svc, "idle connections")
+    idle_connections(svc, idle_expected, idle_n)
 
     # --- idle timeout
     if idle_expected > 0:
-        o = exchange(port, b"", deadline=idle_expected + 3, pieces=[b""])
-        check(o.closed and not o.responses and o.elapsed <= idle_expected + 2.5,
-              f"idle timeout: a connection that sends nothing is closed within {idle_expected}s (+2 s)",
+        hi = idle_expected + IDLE_MARGIN
+        o = exchange(port, b"", deadline=hi + 1, pieces=[b""])
+        check(closed_by_idle_timeout(o, idle_expected) and not o.responses and not o.leftover,
+              f"idle timeout: a connection that sends nothing is closed after {idle_expected:g}s (not before -0.5 s, within +{IDLE_MARGIN:g} s), without an answer",
               o.describe())
-        o = exchange(port, svc.request(auth=G), deadline=idle_expected + 3, want=1, quiet=idle_expected + 5)
-        check(o.statuses == [200] and o.closed and o.elapsed <= idle_expected + 2.5,
-              f"idle timeout: a keep-alive connection left idle after one answer is closed within {idle_expected}s (+2 s)",
+        o = exchange(port, svc.request(auth=G), deadline=hi + 1, want=1, quiet=hi + 5)
+        check(o.statuses == [200] and closed_by_idle_timeout(o, idle_expected),
+              f"idle timeout: a keep-alive connection left idle after one answer (200) is closed {idle_expected:g}s later (-0.5 s / +{IDLE_MARGIN:g} s)",
               o.describe())
-        o = exchange(port, b"", deadline=idle_expected + 3, pieces=[b"GET /auth HTTP/1.1\r\nHost: g\r\n"])
-        check(o.closed and o.elapsed <= idle_expected + 2.5,
-              f"idle timeout: a connection stuck in the middle of its headers is closed within {idle_expected}s (+2 s)",
+        o = exchange(port, b"", deadline=hi + 1, pieces=[b"GET /auth HTTP/1.1\r\nHost: g\r\n"])
+        check(closed_by_idle_timeout(o, idle_expected) and not o.responses and not o.leftover,
+              f"idle timeout: a connection stopped in the middle of its headers is closed after {idle_expected:g}s (-0.5 s / +{IDLE_MARGIN:g} s), without an answer",
               o.describe())
+        still_serving(svc, "idle timeout")
     else:
         o = exchange(port, b"", deadline=3.0, pieces=[b""])
         diag(f"idle timeout: IDLE_TIMEOUT_EXPECTED not set (skip); an idle connection after 3 s: {o.describe()}")
