@@ -1,6 +1,7 @@
 // Gatehouse — an nginx auth_request service
 // SPDX-License-Identifier: Apache-2.0
 
+import Glibc
 import Yams
 
 extension Configuration {
@@ -51,6 +52,8 @@ extension Configuration {
         if let group = reader.string(top["listen_group"], key: "listen_group") {
             if group.isEmpty || group.containsControlCharacter || group.contains(":") {
                 reader.fail("listen_group", top["listen_group"], "must be a group name")
+            } else if getgrnam(group) == nil {
+                reader.fail("listen_group", top["listen_group"], "names no group on this host")
             } else {
                 configuration.listenGroup = group
             }

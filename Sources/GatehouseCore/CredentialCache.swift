@@ -78,12 +78,14 @@ public final class CredentialCache: Sendable {
     private let evictionCount = Mutex(0)
     private let metrics: GatehouseMetrics
 
-    static let shardCount = 16
+    /// Up to 16 shards; fewer for a tiny `max_entries`, so that the bound holds exactly.
+    let shardCount: Int
 
     public init(configuration: CacheConfiguration, metrics: GatehouseMetrics = .disabled) {
         self.metrics = metrics
-        shards = (0..<Self.shardCount).map { _ in LockedShard() }
-        capacityPerShard = configuration.maxEntries == 0 ? 0 : max(1, (configuration.maxEntries + Self.shardCount - 1) / Self.shardCount)
+        shardCount = max(1, min(16, configuration.maxEntries))
+        shards = (0..<shardCount).map { _ in LockedShard() }
+        capacityPerShard = configuration.maxEntries / shardCount
         ttl = configuration.ttl
         negativeTTL = configuration.negativeTTL
         staleGrace = configuration.staleGrace
@@ -112,7 +114,7 @@ public final class CredentialCache: Sendable {
     func lookUp(_ key: Key, generation: Int) -> Verdict? {
         guard isEnabled else { return nil }
         let now = ContinuousClock.now
-        let verdict = shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Verdict? in
+        let verdict = shards[Int(key.a % UInt64(shardCount))].withLock { shard -> Verdict? in
             guard let slot = shard.index[key] else { return nil }
             guard shard.nodes[slot].generation == generation else {
                 shard.remove(slot)
@@ -136,7 +138,7 @@ public final class CredentialCache: Sendable {
     func lookUpStale(_ key: Key, generation: Int) -> Identity? {
         guard isEnabled else { return nil }
         let now = ContinuousClock.now
-        return shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Identity? in
+        return shards[Int(key.a % UInt64(shardCount))].withLock { shard -> Identity? in
             guard let slot = shard.index[key], shard.nodes[slot].generation == generation,
                 shard.nodes[slot].verified + staleGrace > now,
                 case .authenticated(let identity) = shard.nodes[slot].verdict
@@ -149,7 +151,7 @@ public final class CredentialCache: Sendable {
         guard isEnabled else { return }
         let verified = ContinuousClock.now
         let expires = verified + (verdict == .rejected ? negativeTTL : ttl)
-        let evicted = shards[Int(key.a % UInt64(Self.shardCount))].withLock { shard -> Bool in
+        let evicted = shards[Int(key.a % UInt64(shardCount))].withLock { shard -> Bool in
             if let slot = shard.index[key] {
                 shard.nodes[slot].verdict = verdict
                 shard.nodes[slot].verified = verified

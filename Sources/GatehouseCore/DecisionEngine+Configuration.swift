@@ -6,7 +6,10 @@ public import Logging
 extension DecisionEngine {
     /// Builds the engine and its backends from a validated configuration. Throws when a backend
     /// cannot start (an htpasswd file that cannot be read).
-    public init(configuration: Configuration, logger: Logger, metrics: GatehouseMetrics = .disabled) throws {
+    ///
+    /// `previous` is the engine being replaced: its lockout counts carry over when the lockout
+    /// settings did not change.
+    public init(configuration: Configuration, logger: Logger, metrics: GatehouseMetrics = .disabled, previous: DecisionEngine? = nil) throws {
         var backends: [any CredentialBackend] = []
         for backend in configuration.backends {
             switch backend {
@@ -16,6 +19,6 @@ extension DecisionEngine {
                 backends.append(try LDAPBackend(configuration: settings, logger: logger, metrics: metrics))
             }
         }
-        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout, metrics: metrics)
+        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout, lockoutTracker: previous?.lockout, metrics: metrics)
     }
 }

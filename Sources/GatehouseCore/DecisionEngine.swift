@@ -18,6 +18,9 @@ public struct DecisionEngine: Sendable {
     public let lockout: LockoutTracker
     /// Decisions, cache, lockouts and backends, as counted for `/metrics`.
     public let metrics: GatehouseMetrics
+    private let inFlight = InFlightVerifications<Verification>()
+
+    private typealias Verification = Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure>
 
     public init(
         realm: String,
@@ -26,6 +29,7 @@ public struct DecisionEngine: Sendable {
         backends: [any CredentialBackend],
         cache: CacheConfiguration = CacheConfiguration(),
         lockout: LockoutConfiguration = LockoutConfiguration(),
+        lockoutTracker: LockoutTracker? = nil,
         metrics: GatehouseMetrics = .disabled
     ) {
         self.realm = realm
@@ -33,7 +37,8 @@ public struct DecisionEngine: Sendable {
         self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.backends = backends
         self.cache = CredentialCache(configuration: cache, metrics: metrics)
-        self.lockout = LockoutTracker(configuration: lockout)
+        // A reload keeps counting: editing a file must not lift a lockout.
+        self.lockout = lockoutTracker.flatMap { $0.configuration == lockout ? $0 : nil } ?? LockoutTracker(configuration: lockout)
         self.metrics = metrics
     }
 
@@ -95,7 +100,8 @@ public struct DecisionEngine: Sendable {
             identity = found.identity
             decision.cached = found.cached
             staleBecause = found.staleBecause
-        case .failure(.challenge(let reason, let detail)):
+        case .failure(.challenge(let reason, let detail, let cached)):
+            decision.cached = cached
             decision.outcome = .challenge
             decision.status = 401
             decision.rule = "authentication"
@@ -124,6 +130,7 @@ public struct DecisionEngine: Sendable {
                 decision.status = decision.outcome.defaultStatus
                 decision.rule = verdict.rule
                 decision.reason = verdict.reason
+                if let staleBecause { decision.markStale(staleBecause) }
                 return decision
             }
         }
@@ -131,16 +138,13 @@ public struct DecisionEngine: Sendable {
         decision.status = 200
         decision.rule = first?.rule ?? "default-deny"
         decision.reason = accesses.count > 1 ? accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? "")
-        if let staleBecause {
-            decision.reason += " (stale credentials: the backend is unavailable)"
-            decision.logDetail = "served stale: \(staleBecause)"
-        }
+        if let staleBecause { decision.markStale(staleBecause) }
         return decision
     }
 
     private enum AuthenticationFailure: Error {
         /// 401. `reason` is what the client may see; `detail` is for the log only.
-        case challenge(reason: String, detail: String?)
+        case challenge(reason: String, detail: String?, cached: Bool = false)
         case unavailable(String)
     }
 
@@ -189,10 +193,11 @@ public struct DecisionEngine: Sendable {
         switch result {
         case .success(let found) where found.identity != nil && found.staleBecause == nil:
             lockout.recordSuccess(users: lockoutNames)
-        case .failure(.challenge(let reason, let detail)):
-            if let started = lockout.recordFailure(users: lockoutNames, address: address) {
-                metrics.lockoutStarted(scope: started.contains("address:") ? "address" : "user")
-                return .failure(.challenge(reason: reason, detail: (detail.map { $0 + "; " } ?? "") + started))
+        case .failure(.challenge(let reason, let detail, let cached)):
+            let started = lockout.recordFailure(users: lockoutNames, address: address)
+            if !started.isEmpty {
+                for sentence in started { metrics.lockoutStarted(scope: sentence.contains("address:") ? "address" : "user") }
+                return .failure(.challenge(reason: reason, detail: (detail.map { $0 + "; " } ?? "") + started.joined(separator: "; "), cached: cached))
             }
         default:
             break
@@ -208,10 +213,14 @@ public struct DecisionEngine: Sendable {
         case .authenticated(let identity)?:
             return .success((identity, true, nil))
         case .rejected?:
-            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": failed recently (cached)"))
+            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": failed recently (cached)", cached: true))
         case nil:
             break
         }
+        return await inFlight.value(for: key) { await self.verifyWithBackends(parsed, key: key, generation: generation) }
+    }
+
+    private func verifyWithBackends(_ parsed: BasicCredentials, key: CredentialCache.Key, generation: Int) async -> Verification {
         for backend in backends {
             do {
                 switch try await backend.authenticate(parsed) {
@@ -237,5 +246,14 @@ public struct DecisionEngine: Sendable {
         if let first = backends.first { await first.equaliseTiming(parsed) }
         cache.store(.rejected, for: key, generation: generation)
         return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" is in no backend"))
+    }
+}
+
+extension Decision {
+    /// Says in the reason and the log that the identity came from the cache while its backend
+    /// was unreachable (`stale_grace`), whatever the rules then decided.
+    mutating func markStale(_ because: String) {
+        reason += " (stale credentials: the backend is unavailable)"
+        logDetail = "served stale: \(because)"
     }
 }

@@ -22,6 +22,8 @@ public final class LDAPBackend: CredentialBackend {
     private let searches: LDAPConnectionPool
     private let binds: LDAPConnectionPool
     private let metrics: GatehouseMetrics
+    /// The CA file as it was when this configuration was loaded.
+    private let pinnedCA: PinnedFile?
     /// Verifications started and not finished, to tell when one has to queue for a thread.
     private let inFlight = Atomic<Int>(0)
 
@@ -34,7 +36,9 @@ public final class LDAPBackend: CredentialBackend {
         let name = configuration.name
         metrics.ldapPoolSize(backend: name, size: configuration.poolSize)
         let password = try Self.servicePassword(configuration)
-        let settings = LDAPConnection.Settings(startTLS: configuration.startTLS, caFile: configuration.caFile, timeout: configuration.timeout)
+        let pinnedCA = try configuration.caFile.map { path throws in try PinnedFile(copying: path) }
+        self.pinnedCA = pinnedCA
+        let settings = LDAPConnection.Settings(startTLS: configuration.startTLS, caFile: pinnedCA?.path, timeout: configuration.timeout)
         let bindDN = configuration.bindDN
         searches = LDAPConnectionPool(urls: configuration.urls, settings: settings, capacity: configuration.poolSize, report: { open, inUse in
             metrics.ldapPool(backend: name, pool: "search", open: open, inUse: inUse)

@@ -79,7 +79,7 @@ final class LDAPConnection: @unchecked Sendable {
     private func connect() throws(LDAPError) {
         let rc = watchdog.guarding(timeout: timeout) { ldap_connect(handle) }
         guard rc == LDAP_SUCCESS else {
-            throw LDAPError(code: rc, message: diagnostic() ?? "cannot connect", step: url.hasPrefix("ldaps:") ? .tls : .connect)
+            throw LDAPError(code: rc, message: diagnostic() ?? "cannot connect", step: url.hasPrefix("ldaps:") && watchdog.connected ? .tls : .connect)
         }
     }
 

@@ -43,6 +43,10 @@ final class LDAPHandshakeWatchdog: @unchecked Sendable {
         callbacks.deallocate()
     }
 
+    /// Whether the TCP connection was made (libldap reports the socket before any TLS), which
+    /// tells a server that is down from a TLS handshake that failed.
+    var connected: Bool { state.withLock { $0.descriptor >= 0 } }
+
     private func record(_ descriptor: Int32) {
         state.withLock { $0.descriptor = descriptor }
     }

@@ -14,6 +14,8 @@ public final class LockoutTracker: Sendable {
     private let state = Mutex(State())
     private let maxFailures: Int
     private let window: Duration
+    /// The settings this tracker counts with; a reload with the same settings keeps the tracker.
+    public let configuration: LockoutConfiguration
     /// Bounds memory under a flood of distinct names: the table is cleared of stale keys, then
     /// emptied if still this large.
     static let maximumKeys = 100_000
@@ -21,6 +23,7 @@ public final class LockoutTracker: Sendable {
     public init(configuration: LockoutConfiguration) {
         maxFailures = configuration.maxFailures
         window = configuration.window
+        self.configuration = configuration
     }
 
     private static func keys(users: Set<String>, address: String?) -> [String] {
@@ -40,22 +43,23 @@ public final class LockoutTracker: Sendable {
         }
     }
 
-    /// Counts a failed login; returns a sentence when this failure starts a lockout.
+    /// Counts a failed login; returns one sentence per key (`user:…`, `address:…`) whose lockout
+    /// this failure starts.
     @discardableResult
-    public func recordFailure(users: Set<String>, address: String?) -> String? {
-        guard maxFailures > 0 else { return nil }
+    public func recordFailure(users: Set<String>, address: String?) -> [String] {
+        guard maxFailures > 0 else { return [] }
         let now = ContinuousClock.now
-        return state.withLock { state -> String? in
+        return state.withLock { state -> [String] in
             if state.failures.count >= Self.maximumKeys {
                 state.failures = state.failures.filter { $0.value.contains { now - $0 < window } }
                 if state.failures.count >= Self.maximumKeys { state.failures.removeAll() }
             }
-            var started: String?
+            var started: [String] = []
             for key in Self.keys(users: users, address: address) {
                 var recent = (state.failures[key] ?? []).filter { now - $0 < window }
                 recent.append(now)
                 if recent.count > maxFailures { recent.removeFirst(recent.count - maxFailures) }
-                if recent.count == maxFailures, started == nil { started = "lockout started for \(key)" }
+                if recent.count == maxFailures { started.append("lockout started for \(key)") }
                 state.failures[key] = recent
             }
             return started

@@ -42,7 +42,7 @@ public func buildApplication(
     let idleTimeout = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000 + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+        server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: idleTimeout)),
         configuration: ApplicationConfiguration(address: address, serverName: nil),
         services: services,
         onServerRunning: { _ in
@@ -82,15 +82,34 @@ func makeMetricsFactory(registry: PrometheusCollectorRegistry) -> PrometheusMetr
 /// the usual umasks (connecting needs write permission).
 func secureSocket(path: String, mode: UInt16, group: String?, logger: Logger) {
     if let group {
-        guard let entry = getgrnam(group) else {
-            logger.error("listen_group \(group) does not exist; the socket keeps its group")
-            return
-        }
-        if chown(path, uid_t.max, entry.pointee.gr_gid) != 0 {
+        if let entry = getgrnam(group), chown(path, uid_t.max, entry.pointee.gr_gid) != 0 {
             logger.error("cannot give \(path) the group \(group): \(String(cString: strerror(errno)))")
         }
     }
     if chmod(path, mode_t(mode)) != 0 {
         logger.error("cannot set the mode of \(path): \(String(cString: strerror(errno)))")
     }
+}
+
+/// Why a unix socket path cannot be used, or nil. A socket file that accepts connections
+/// belongs to a running process: binding would silently take its address away (and remove
+/// the file on exit). A socket file nobody listens on is left over from a crash and may go.
+public func socketPathProblem(_ path: String) -> String? {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return nil }
+    guard info.st_mode & S_IFMT == S_IFSOCK else { return "\(path) exists and is not a socket" }
+    let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return nil }
+    defer { close(descriptor) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return "\(path) is too long for a unix socket" }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (index, byte) in bytes.enumerated() { raw[index] = byte }
+    }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    return connected == 0 ? "another process is serving \(path)" : nil
 }

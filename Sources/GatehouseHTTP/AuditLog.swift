@@ -11,28 +11,33 @@ struct AuditLog {
 
     func record(_ decision: Decision, method: String, uri: String?, client: String?, configuration: LogConfiguration, latency: Duration) {
         if configuration.denialsOnly, decision.outcome == .allow { return }
+        // In text lines a value must not contain `key=value` of its own: a user name like
+        // `x decision=allow` would otherwise add a field that grep finds.
+        let text = configuration.format == .text
+        func escape(_ value: String) -> String { Self.escape(value, equalsSign: text) }
         var metadata: Logger.Metadata = [
             "decision": .string(decision.outcome.rawValue),
             "status": .stringConvertible(decision.status),
-            "policy": .string(Self.escape(decision.policy)),
-            "rule": .string(Self.escape(decision.rule)),
-            "method": .string(Self.escape(method)),
-            "uri": .string(Self.escape(uri ?? "-")),
-            "client": .string(Self.escape(client ?? "-")),
-            "user": .string(Self.escape(decision.user ?? "-")),
+            "policy": .string(escape(decision.policy)),
+            "rule": .string(escape(decision.rule)),
+            "method": .string(escape(method)),
+            "uri": .string(escape(uri ?? "-")),
+            "client": .string(escape(client ?? "-")),
+            "user": .string(escape(decision.user ?? "-")),
             "backend": .string(decision.backend ?? "-"),
             "cached": .stringConvertible(decision.cached),
             "latency_ms": .string(Self.milliseconds(latency)),
         ]
         if let action = decision.action { metadata["action"] = .string(action) }
-        if let repository = decision.repository { metadata["repository"] = .string(Self.escape(repository)) }
-        if let detail = decision.logDetail { metadata["detail"] = .string(Self.escape(detail)) }
-        metadata["reason"] = .string(Self.escape(decision.reason))
+        if let repository = decision.repository { metadata["repository"] = .string(escape(repository)) }
+        if let detail = decision.logDetail { metadata["detail"] = .string(escape(detail)) }
+        metadata["reason"] = .string(escape(decision.reason))
         logger.info("decision", metadata: metadata)
     }
 
-    /// Control characters, quotes and backslashes become visible escapes; long values are cut.
-    static func escape(_ value: String) -> String {
+    /// Control characters, line and paragraph separators, quotes and backslashes (and `=`, for
+    /// text lines) become visible escapes; long values are cut.
+    static func escape(_ value: String, equalsSign: Bool = false) -> String {
         var output = ""
         for scalar in value.unicodeScalars.prefix(512) {
             switch scalar {
@@ -41,7 +46,8 @@ struct AuditLog {
             case "\n": output += "\\n"
             case "\r": output += "\\r"
             case "\t": output += "\\t"
-            case _ where scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format:
+            case "=" where equalsSign: output += "\\u{3d}"
+            case _ where [.control, .format, .lineSeparator, .paragraphSeparator].contains(scalar.properties.generalCategory):
                 output += "\\u{\(String(scalar.value, radix: 16))}"
             default: output.unicodeScalars.append(scalar)
             }

@@ -40,8 +40,17 @@ struct AuthRoutes {
         guard request.uri.path == expectedPath else {
             return Response(status: .notFound, headers: [DecisionResponse.decision: "deny", DecisionResponse.rule: "unknown-policy"])
         }
-        let snapshot = store.snapshot
         let headers = request.headers
+        // nginx sends no body (the kit clears Content-Length). A body means a client talks to us
+        // directly, and its framing is only checked after we answer: refuse before deciding, so
+        // a malformed body can never carry a request of its own past a decision.
+        if headers[.transferEncoding] != nil || (headers[.contentLength].map { $0 != "0" } ?? false) {
+            return Response(
+                status: .badRequest,
+                headers: [DecisionResponse.decision: "deny", DecisionResponse.rule: "invalid-request", DecisionResponse.reason: "an auth request carries a body", .connection: "close"]
+            )
+        }
+        let snapshot = store.snapshot
         let method = headers[Self.originalMethod] ?? request.method.rawValue
         let uris = headers[values: Self.originalURI]
         let client = ClientAddress.resolve(

@@ -82,7 +82,7 @@ struct ReloadService: Service {
         let configuration: Configuration
         do {
             configuration = try source.load()
-            engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics)
+            engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics, previous: store.snapshot.engine)
         } catch {
             refuse(trigger, because: "\(error)")
             return

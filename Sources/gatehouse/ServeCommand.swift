@@ -47,6 +47,10 @@ struct ServeCommand: AsyncParsableCommand {
             printError("gatehouse: \(error)")
             throw ExitCode(2)
         }
+        if case .unix(let path) = configuration.listen, let problem = socketPathProblem(path) {
+            printError("gatehouse: cannot listen on unix:\(path): \(problem)")
+            throw ExitCode(2)
+        }
         let level = Logger.Level(rawValue: configuration.log.level) ?? .info
         switch configuration.log.format {
         case .text:

@@ -180,6 +180,7 @@ struct ConfigurationTests {
         ("listen_mode: \"0999\"", "listen_mode"),
         ("listen_mode: rw-rw----", "listen_mode"),
         ("listen_group: \"a:b\"", "listen_group"),
+        ("listen_group: no-such-group-here", "listen_group"),
         ("idle_timeout: 500ms", "idle_timeout"),
         ("idle_timeout: forever", "idle_timeout"),
         ("lockout: {max_failures: -1}", "lockout.max_failures"),

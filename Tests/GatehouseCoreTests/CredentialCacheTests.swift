@@ -4,6 +4,7 @@
 import Foundation
 @testable import GatehouseCore
 import Logging
+import Synchronization
 import Testing
 
 @Suite("Credential cache")
@@ -67,14 +68,14 @@ struct CredentialCacheTests {
 
     @Test func theLeastRecentlyUsedEntryIsEvicted() {
         var settings = CacheConfiguration()
-        settings.maxEntries = 1  // one entry per shard
+        settings.maxEntries = 1  // one shard of one entry
         let cache = CredentialCache(configuration: settings)
         // Keys chosen into one shard, so that the second store must evict.
         var keys: [CredentialCache.Key] = []
         var index = 0
         while keys.count < 3 {
             let key = cache.key(try! BasicCredentials(user: "user\(index)", password: "pw"))
-            if key.a % UInt64(CredentialCache.shardCount) == 0 { keys.append(key) }
+            if key.a % UInt64(cache.shardCount) == 0 { keys.append(key) }
             index += 1
         }
         let identity = Identity(user: "x", groups: [], backend: "t")
@@ -90,6 +91,48 @@ struct CredentialCacheTests {
         let disabled = CredentialCache(configuration: off)
         disabled.store(.rejected, for: keys[2], generation: 0)
         #expect(disabled.lookUp(keys[2], generation: 0) == nil)
+    }
+
+    @Test(arguments: [1, 3, 15, 17, 100])
+    func maxEntriesIsAnExactBound(maxEntries: Int) {
+        var settings = CacheConfiguration()
+        settings.maxEntries = maxEntries
+        let cache = CredentialCache(configuration: settings)
+        let identity = Identity(user: "x", groups: [], backend: "t")
+        for index in 0..<(maxEntries * 20) {
+            cache.store(.authenticated(identity), for: cache.key(try! BasicCredentials(user: "user\(index)", password: "pw")), generation: 0)
+        }
+        #expect(cache.count <= maxEntries)
+        #expect(cache.count >= maxEntries / 2, "the shards fill up")
+    }
+
+    /// A backend that takes its time and counts how often it is asked.
+    final class SlowCountingBackend: CredentialBackend {
+        let name = "slow"
+        let calls = Mutex(0)
+        func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult {
+            calls.withLock { $0 += 1 }
+            try await Task.sleep(for: .milliseconds(200))
+            return credentials.password == "right" ? .authenticated(Identity(user: credentials.user, groups: [], backend: name)) : .rejected(reason: "wrong")
+        }
+        func identity(of user: String) async throws -> Identity? { nil }
+        func equaliseTiming(_ credentials: BasicCredentials) async {}
+        func readinessProblem() async -> String? { nil }
+    }
+
+    @Test func concurrentMissesShareOneVerification() async throws {
+        let backend = SlowCountingBackend()
+        let engine = DecisionEngine(realm: "R", defaultPolicy: "registry", policies: [Configuration.seedPolicy(pushGroup: "pushers")], backends: [backend], lockout: LockoutConfiguration())
+        let statuses = await withTaskGroup(of: Int.self) { group in
+            for index in 0..<40 {
+                // 20 requests with the right password and 20 with a wrong one, all at once.
+                group.addTask { await Self.decide(engine, "alice", index.isMultiple(of: 2) ? "right" : "wrong").status }
+            }
+            return await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.filter { $0 == 200 }.count == 20)
+        #expect(statuses.filter { $0 == 401 }.count == 20)
+        #expect(backend.calls.withLock { $0 } == 2, "one verification per distinct password, not one per request")
     }
 
     @Test func aChangedFileDropsWhatItAffects() async throws {

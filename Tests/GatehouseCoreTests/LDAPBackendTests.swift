@@ -4,6 +4,7 @@
 import Foundation
 @testable import GatehouseCore
 import Logging
+import Prometheus
 import Testing
 
 /// The ldap backend against a real slapd (Tests/Fixtures/slapd.sh): private CA, ldaps and
@@ -44,6 +45,29 @@ struct LDAPBackendTests {
             return
         }
         #expect(identity.user == "jörg")
+    }
+
+    @Test func poolsAndErrorsAreCounted() async throws {
+        let fixture = try SharedSlapd.get()
+        let registry = PrometheusCollectorRegistry()
+        let metrics = GatehouseMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let backend = try LDAPBackend(configuration: Self.settings(fixture), logger: Logger(label: "test"), metrics: metrics)
+        #expect(try await backend.authenticate(Self.credentials("alice", "alice-pw")) != .unknownUser)
+        #expect(try await backend.authenticate(Self.credentials("alice", "wrong")) == .rejected(reason: "Invalid credentials"))
+        func value(_ series: String) -> Double? {
+            registry.emitToString().split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+        }
+        #expect(value(#"gatehouse_ldap_pool_size{backend="dir"}"#) == Double(Self.settings(fixture).poolSize))
+        #expect(value(#"gatehouse_ldap_pool_connections{backend="dir",pool="search"}"#) == 1, "one service connection, kept")
+        #expect(value(#"gatehouse_ldap_pool_connections{backend="dir",pool="bind"}"#) == 1, "one user-bind connection, kept")
+        #expect(value(#"gatehouse_ldap_pool_in_use{backend="dir",pool="search"}"#) == 0, "nothing lent out between requests")
+        #expect(value(#"gatehouse_ldap_errors_total{backend="dir",kind="invalid_credentials"}"#) == 1)
+        backend.shutdown()
+        #expect(value(#"gatehouse_ldap_pool_connections{backend="dir",pool="search"}"#) == 0, "a stop closes the connections")
+
+        let closed = try LDAPBackend(configuration: Self.settings(fixture, urls: ["ldaps://127.0.0.1:1"]), logger: Logger(label: "test"), metrics: metrics)
+        await #expect(throws: BackendUnavailable.self) { try await closed.authenticate(Self.credentials("alice", "alice-pw")) }
+        #expect(value(#"gatehouse_ldap_errors_total{backend="dir",kind="server_down"}"#) == 1, "\(registry.emitToString())")
     }
 
     @Test func wrongPasswordsAndUnknownUsers() async throws {

@@ -773,7 +773,7 @@ def run(svc, idle_expected, idle_n):
     # pipelined request).
     chunked_end = b"0\r\n\r\n"
 
-    def smuggle(name, headers, body_for):
+    def smuggle(name, headers, body_for, pipelined=False):
         marker = f"/v2/smuggled-{smuggle.n}/manifests/latest"
         smuggle.n += 1
         sm = svc.request(auth=G, uri=marker)
@@ -789,7 +789,11 @@ def run(svc, idle_expected, idle_n):
         time.sleep(0.2)
         logged = svc.audit_lines(marker)
         answered = [r for r in o.responses if r.header("x-auth-user") == svc.good_user]
-        check(not answered and not logged, f"{name}: the smuggled request is never answered or decided",
+        # A well-framed request pipelined behind the refused one is a request of its own, with
+        # its own credentials: the server may already have read and decided it before the 400
+        # was written, but it is never answered (the connection closes after the 400).
+        check(not answered and (pipelined or not logged),
+              f"{name}: the smuggled request is never answered" + ("" if pipelined else " or decided"),
               f"sent: {show(data)}", f"got:  {o.describe()}", f"audit lines for {marker}: {logged}")
         first = o.responses[:1]
         check(not o.connect_error and (first[0].status in (400, 413, 431) and not is_decision(first[0])
@@ -802,12 +806,12 @@ def run(svc, idle_expected, idle_n):
         still_serving(svc, name)
 
     smuggle.n = 1
-    # well-framed bodies: the request after them is a pipelined one, not smuggled, but the 400
-    # for the body says Connection: close, so it must not be decided either
+    # well-framed bodies: the request after them is a pipelined one, not smuggled; the 400 for
+    # the body says Connection: close, so it must never be answered
     smuggle("a well-framed body (Content-Length: 5) + a pipelined request after the refused one",
-            b"Content-Length: 5\r\n", lambda sm: b"hello" + sm)
+            b"Content-Length: 5\r\n", lambda sm: b"hello" + sm, pipelined=True)
     smuggle("a well-framed chunked body + a pipelined request after the refused one",
-            b"Transfer-Encoding: chunked\r\n", lambda sm: b"5\r\nhello\r\n" + chunked_end + sm)
+            b"Transfer-Encoding: chunked\r\n", lambda sm: b"5\r\nhello\r\n" + chunked_end + sm, pipelined=True)
     smuggle("CL.TE: Content-Length covering a smuggled request + Transfer-Encoding: chunked",
             lambda sm, body: b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n" % len(body),
             lambda sm: chunked_end + sm)
