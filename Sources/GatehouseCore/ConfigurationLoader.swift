@@ -53,7 +53,7 @@ extension Configuration {
             if group.isEmpty || group.containsControlCharacter || group.contains(":") {
                 reader.fail("listen_group", top["listen_group"], "must be a group name")
             } else if getgrnam(group) == nil {
-                reader.fail("listen_group", top["listen_group"], "names no group on this host")
+                reader.fail("listen_group", top["listen_group"], "\"\(group)\" is not a group on this host")
             } else {
                 configuration.listenGroup = group
             }

@@ -33,7 +33,14 @@ struct ReloadService: Service {
     let metrics: GatehouseMetrics
     let source: ReloadSource
 
-    enum Trigger: String { case signal, file }
+    enum Trigger: String { case signal, file, retry }
+
+    /// What became of a reload.
+    enum Outcome { case applied, invalid, backendNotReady }
+
+    /// How long after a reload refused because a backend was not ready (a directory down, a
+    /// password file half written) it is tried again, until it applies or the files change.
+    static let retryDelay = Duration.seconds(10)
 
     func run() async throws {
         // One reload at a time, and at most one waiting: a burst of edits is one reload.
@@ -48,8 +55,16 @@ struct ReloadService: Service {
             if let interval = source.pollInterval {
                 group.addTask { await watch(every: interval, continuation) }
             }
+            var retryPending = false
             for await trigger in triggers.cancelOnGracefulShutdown() {
-                await reload(trigger)
+                if trigger == .retry { retryPending = false }
+                if await reload(trigger) == .backendNotReady, !retryPending {
+                    retryPending = true
+                    group.addTask {
+                        try? await Task.sleep(for: Self.retryDelay)
+                        continuation.yield(.retry)
+                    }
+                }
             }
             group.cancelAll()
         }
@@ -77,7 +92,8 @@ struct ReloadService: Service {
     }
 
     /// Loads, validates and tries the new configuration; swaps it in only if all of that worked.
-    func reload(_ trigger: Trigger) async {
+    @discardableResult
+    func reload(_ trigger: Trigger) async -> Outcome {
         let engine: DecisionEngine
         let configuration: Configuration
         do {
@@ -85,15 +101,15 @@ struct ReloadService: Service {
             engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics, previous: store.snapshot.engine)
         } catch {
             refuse(trigger, because: "\(error)")
-            return
+            return .invalid
         }
         // An LDAP setting that cannot bind (a wrong password file, a CA that does not match) is
         // found now, not by the first user.
         for backend in engine.backends {
             if let problem = await backend.readinessProblem() {
                 engine.shutdown()
-                refuse(trigger, because: "backend \(backend.name): \(problem)")
-                return
+                refuse(trigger, because: "backend \(backend.name): \(problem) (tried again in \(Self.retryDelay))")
+                return .backendNotReady
             }
         }
         if configuration.listen != store.snapshot.configuration.listen {
@@ -102,6 +118,7 @@ struct ReloadService: Service {
         store.replace(engine: engine, configuration: configuration)
         metrics.reload(trigger: trigger.rawValue, success: true)
         logger.notice("configuration reloaded", metadata: ["trigger": "\(trigger.rawValue)"])
+        return .applied
     }
 
     private func refuse(_ trigger: Trigger, because reason: String) {

@@ -170,7 +170,7 @@ struct OperationsTests {
         let next = Mutex<Result<Configuration, ConfigurationErrors>>(.failure(ConfigurationErrors([ConfigurationError(key: "cache.ttl", line: 3, message: "is not a duration")])))
         let service = ReloadService(store: store, logger: capture.logger, metrics: metrics, source: ReloadSource(load: { try next.withLock { $0 }.get() }, configurationFile: nil))
 
-        await service.reload(.file)
+        #expect(await service.reload(.file) == .invalid)
         #expect(store.snapshot.engine.realm == "Registry", "the old configuration keeps serving")
         #expect(capture.lines.withLock { $0.contains { $0.message.contains("reload refused") && $0.message.contains("cache.ttl") } })
 
@@ -184,13 +184,13 @@ struct OperationsTests {
         ldap.timeout = .seconds(1)
         unreachable.backends.append(.ldap(ldap))
         next.withLock { $0 = .success(unreachable) }
-        await service.reload(.signal)
+        #expect(await service.reload(.signal) == .backendNotReady, "refused, and tried again later")
         #expect(store.snapshot.engine.backends.count == 1)
 
         var renamed = fixture.configuration
         renamed.realm = "Renamed"
         next.withLock { $0 = .success(renamed) }
-        await service.reload(.signal)
+        #expect(await service.reload(.signal) == .applied)
         #expect(store.snapshot.engine.realm == "Renamed")
 
         let text = registry.emitToString()
