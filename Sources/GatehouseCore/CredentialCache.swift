@@ -69,7 +69,9 @@ public final class CredentialCache: Sendable {
         func withLock<T>(_ body: (inout Shard) -> T) -> T { mutex.withLock { body(&$0) } }
     }
 
-    private let secret = SymmetricKey(size: .bits256)
+    /// HMAC-SHA-256 keyed with a random per-process secret, ready to be copied for each key:
+    /// keying it once saves the key schedule on every request.
+    private let keyedMAC = HMAC<SHA256>(key: SymmetricKey(size: .bits256))
     private let shards: [LockedShard]
     private let capacityPerShard: Int
     private let ttl: Duration
@@ -99,10 +101,11 @@ public final class CredentialCache: Sendable {
 
     /// The keyed hash of a user and password.
     func key(_ credentials: BasicCredentials) -> Key {
-        var mac = HMAC<SHA256>(key: secret)
-        mac.update(data: Array(credentials.user.utf8))
+        var mac = keyedMAC
+        var user = credentials.user, password = credentials.password
+        user.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
         mac.update(data: [0])
-        mac.update(data: Array(credentials.password.utf8))
+        password.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
         let digest = Array(mac.finalize())
         func word(_ offset: Int) -> UInt64 {
             digest[offset..<(offset + 8)].reduce(0) { $0 << 8 | UInt64($1) }

@@ -11,6 +11,8 @@ struct AuditLog {
 
     func record(_ decision: Decision, method: String, uri: String?, client: String?, configuration: LogConfiguration, latency: Duration) {
         if configuration.denialsOnly, decision.outcome == .allow { return }
+        // Building the line costs more than deciding from the cache: skip it when it is not kept.
+        guard logger.logLevel <= .info else { return }
         // In text lines a value must not contain `key=value` of its own: a user name like
         // `x decision=allow` would otherwise add a field that grep finds.
         let text = configuration.format == .text
@@ -38,6 +40,11 @@ struct AuditLog {
     /// Control characters, line and paragraph separators, quotes and backslashes (and `=`, for
     /// text lines) become visible escapes; long values are cut.
     static func escape(_ value: String, equalsSign: Bool = false) -> String {
+        // The usual case, printable ASCII with nothing to escape, is returned as is: this runs
+        // for a dozen values on every request.
+        if value.utf8.count <= 512, value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "\"") && !(equalsSign && $0 == UInt8(ascii: "=")) }) {
+            return value
+        }
         var output = ""
         for scalar in value.unicodeScalars.prefix(512) {
             switch scalar {

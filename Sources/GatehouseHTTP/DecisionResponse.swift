@@ -41,7 +41,10 @@ enum DecisionResponse {
 
     /// Header values carry no control characters, whatever a client managed to put in a name.
     static func headerSafe(_ value: String) -> String {
-        String(String.UnicodeScalarView(value.unicodeScalars.prefix(1024).map { scalar in
+        // The usual case, printable ASCII, is returned as is: this runs several times for
+        // every answer.
+        if value.utf8.count <= 1024, value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return value }
+        return String(String.UnicodeScalarView(value.unicodeScalars.prefix(1024).map { scalar in
             scalar.properties.generalCategory == .control ? "?" : scalar
         }))
     }
