@@ -602,7 +602,7 @@ S_CPU=$(awk -v a="$SCPU0" -v b="$SCPU_OLD" -v c="$SCPU_NEW0" -v d="$SCPU1" 'BEGI
 ALL_CPU=$(awk -v b="$BUSY" -v hz="$HZ" 'BEGIN { printf "%.1f", b / hz }')
 echo "# machine during the run (${RUN}s wall, $(nproc) cores = $(awk -v r="$RUN" -v n="$(nproc)" 'BEGIN { printf "%.0f", r * n }') CPU-s): busy $(awk -v b="$BUSY" -v i="$IDLE" 'BEGIN { printf "%.0f", 100 * b / (b + i) }') %, $ALL_CPU CPU-s: Gatehouse $G_CPU, nginx $N_CPU, slapd $S_CPU, wrk and everything else $(awk -v a="$ALL_CPU" -v g="$G_CPU" -v n="$N_CPU" -v s="$S_CPU" 'BEGIN { printf "%.1f", a - g - n - s }'); load average $LOAD_BEFORE before, $LOAD_AFTER after"
 echo "# totals: $TOTAL requests ($(awk -v t="$TOTAL" -v r="$RUN" 'BEGIN { printf "%.0f", t / r }') req/s through nginx), Gatehouse CPU $(awk -v g="$G_CPU" -v t="$TOTAL" 'BEGIN { printf "%.0f", (t > 0 ? 1e6 * g / t : 0) }') us per request; wrong answers $WRONG_TOTAL, unexpected statuses $UNEXPECTED_TOTAL, socket errors/timeouts $SOCKET_TOTAL, 5xx in the outage $IN5XX_TOTAL, 5xx outside it $OUT5XX_TOTAL; recovery ${RECOVERY}s; config file watched: $WATCHED"
-echo "# connections nginx closed to Gatehouse in the last minute (TIME-WAIT to its port; the shipped upstream keeps 16 idle per worker): $(ss -Htn state time-wait "( dport = :$P_GATE )" | wc -l)"
+echo "# connections nginx closed to Gatehouse in the last minute (TIME-WAIT to its port; the shipped upstream keeps 64 idle per worker): $(ss -Htn state time-wait "( dport = :$P_GATE )" | wc -l)"
 
 if [ "$FAILED" -gt 0 ]; then
     echo "# logs: $T/logs, $T/wrk, $N/logs (set KEEP_TMP=1 to keep them)"
