@@ -111,7 +111,7 @@ public final class GatehouseMetrics: Sendable {
 
     // MARK: Process
 
-    /// A reload, by `trigger` (`signal`, `file`) and `result` (`success`, `failure`).
+    /// A reload, by `trigger` (`signal`, `file`, `retry`) and `result` (`success`, `failure`).
     public func reload(trigger: String, success: Bool) {
         counter("gatehouse_config_reloads_total", [("trigger", trigger), ("result", success ? "success" : "failure")]).increment()
         if success {

@@ -15,8 +15,9 @@ struct AuditLog {
         guard logger.logLevel <= .info else { return }
         // In text lines a value must not contain `key=value` of its own: a user name like
         // `x decision=allow` would otherwise add a field that grep finds.
+        // JSON lines escape every value losslessly themselves; escaping here too would double it.
         let text = configuration.format == .text
-        func escape(_ value: String) -> String { Self.escape(value, equalsSign: text) }
+        func escape(_ value: String) -> String { text ? Self.escape(value, equalsSign: true) : String(value.unicodeScalars.prefix(512)) }
         var metadata: Logger.Metadata = [
             "decision": .string(decision.outcome.rawValue),
             "status": .stringConvertible(decision.status),

@@ -56,9 +56,15 @@ struct ReloadService: Service {
                 group.addTask { await watch(every: interval, continuation) }
             }
             var retryPending = false
+            var last = Outcome.applied
             for await trigger in triggers.cancelOnGracefulShutdown() {
-                if trigger == .retry { retryPending = false }
-                if await reload(trigger) == .backendNotReady, !retryPending {
+                if trigger == .retry {
+                    retryPending = false
+                    // A signal or an edit since has already reloaded: nothing left to retry.
+                    guard last == .backendNotReady else { continue }
+                }
+                last = await reload(trigger)
+                if last == .backendNotReady, !retryPending {
                     retryPending = true
                     group.addTask {
                         try? await Task.sleep(for: Self.retryDelay)

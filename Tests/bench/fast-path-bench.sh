@@ -34,7 +34,7 @@
 #   every protected server answers 401 without credentials.
 #   The Gatehouse servers include the shipped nginx/gatehouse-auth.conf and
 #   nginx/gatehouse-identity.conf unmodified, and a copy of nginx/gatehouse-upstream.conf in
-#   which only the server address changes (keepalive 16 as shipped). The LDAP server needs a
+#   which only the server address changes (keepalive 64 as shipped). The LDAP server needs a
 #   second upstream, so it uses copies of gatehouse-upstream.conf (upstream renamed
 #   gatehouse_ldap, address changed) and of gatehouse-auth.conf (only the proxy_pass line
 #   points at gatehouse_ldap); the script checks that no other line differs.
