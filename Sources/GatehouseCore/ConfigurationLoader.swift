@@ -151,12 +151,12 @@ extension Configuration {
                     continue
                 }
                 let path = resolve(file, baseDirectory)
-                if FileStamp(path: path) == nil { reader.fail("\(key).file", fields["file"], "\(path) does not exist or cannot be read") }
+                if FileStamp(path: path)?.isRegularFile != true { reader.fail("\(key).file", fields["file"], "\(path) is not a readable file") }
                 var groupsPath: String?
                 if let groups = reader.string(fields["groups_file"], key: "\(key).groups_file") {
                     groupsPath = resolve(groups, baseDirectory)
-                    if FileStamp(path: groupsPath!) == nil {
-                        reader.fail("\(key).groups_file", fields["groups_file"], "\(groupsPath!) does not exist or cannot be read")
+                    if FileStamp(path: groupsPath!)?.isRegularFile != true {
+                        reader.fail("\(key).groups_file", fields["groups_file"], "\(groupsPath!) is not a readable file")
                     }
                 }
                 backends.append(.htpasswd(name: name, file: path, groupsFile: groupsPath))
@@ -227,12 +227,12 @@ extension Configuration {
         if let value = reader.string(fields["netbios_domain"], key: "\(key).netbios_domain") { ldap.netbiosDomain = value }
         if let file = reader.string(fields["ca_file"], key: "\(key).ca_file") {
             let path = resolve(file, baseDirectory)
-            if FileStamp(path: path) == nil { reader.fail("\(key).ca_file", fields["ca_file"], "\(path) does not exist or cannot be read") }
+            if FileStamp(path: path)?.isRegularFile != true { reader.fail("\(key).ca_file", fields["ca_file"], "\(path) is not a readable file") }
             ldap.caFile = path
         }
         if let file = reader.string(fields["bind_password_file"], key: "\(key).bind_password_file") {
             let path = resolve(file, baseDirectory)
-            if FileStamp(path: path) == nil { reader.fail("\(key).bind_password_file", fields["bind_password_file"], "\(path) does not exist or cannot be read") }
+            if FileStamp(path: path)?.isRegularFile != true { reader.fail("\(key).bind_password_file", fields["bind_password_file"], "\(path) is not a readable file") }
             ldap.bindPasswordFile = path
         }
         ldap.bindPasswordEnvironment = reader.string(fields["bind_password_env"], key: "\(key).bind_password_env")

@@ -11,6 +11,8 @@ struct FileStamp: Equatable, Sendable {
     let size: Int64
     let modified: timespec
     let changed: timespec
+    /// A regular file (or a link to one), not a folder or a device.
+    let isRegularFile: Bool
 
     init?(path: String) {
         var info = stat()
@@ -20,6 +22,7 @@ struct FileStamp: Equatable, Sendable {
         size = Int64(info.st_size)
         modified = info.st_mtim
         changed = info.st_ctim
+        isRegularFile = info.st_mode & S_IFMT == S_IFREG
     }
 
     static func == (lhs: FileStamp, rhs: FileStamp) -> Bool {

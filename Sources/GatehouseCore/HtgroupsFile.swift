@@ -21,15 +21,17 @@ public struct HtgroupsFile: Sendable {
     public init(parsing text: String, path: String) {
         var groupsByUser: [String: Set<String>] = [:]
         var diagnostics: [FileDiagnostic] = []
-        for (offset, line) in text.fileLines.enumerated() {
-            let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+        for (offset, text) in text.fileLines.enumerated() {
+            // By scalar, as Apache reads by byte: a combining mark after a space or `:` would
+            // otherwise hide the delimiter inside one Character.
+            let trimmed = text.unicodeScalars.drop(while: { $0 == " " || $0 == "\t" })
+            if trimmed.isEmpty || trimmed.first == "#" { continue }
             guard let colon = trimmed.firstIndex(of: ":") else {
                 diagnostics.append(FileDiagnostic(path: path, line: offset + 1, message: "no ':' after the group name; line skipped"))
                 continue
             }
             let group = trimmed[..<colon].trimmingSpaces
-            guard !group.isEmpty, !group.contains(" "), !group.containsControlCharacter else {
+            guard !group.isEmpty, !group.unicodeScalars.contains(" "), !group.unicodeScalars.contains("\t"), !group.containsControlCharacter else {
                 diagnostics.append(FileDiagnostic(path: path, line: offset + 1, message: "invalid group name; line skipped"))
                 continue
             }
@@ -50,8 +52,14 @@ public struct HtgroupsFile: Sendable {
     }
 }
 
-extension Substring {
+extension Substring.UnicodeScalarView {
     var trimmingSpaces: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+        let isSpace: (Unicode.Scalar) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
     }
+}
+
+extension Substring {
+    var trimmingSpaces: String { unicodeScalars.trimmingSpaces }
 }

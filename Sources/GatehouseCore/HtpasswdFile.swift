@@ -16,10 +16,13 @@ public struct HtpasswdFile: Sendable {
     public init(parsing text: String, path: String) {
         var entries: [String: PasswordHash] = [:]
         var diagnostics: [FileDiagnostic] = []
-        for (offset, line) in text.fileLines.enumerated() {
+        for (offset, text) in text.fileLines.enumerated() {
             let number = offset + 1
+            // By scalar, as nginx and Apache read by byte: a combining mark after `:` or `#`
+            // would otherwise hide the delimiter inside one Character.
+            let line = text.unicodeScalars
             let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            if trimmed.isEmpty || trimmed.first == "#" { continue }
             guard let colon = line.firstIndex(of: ":") else {
                 diagnostics.append(FileDiagnostic(path: path, line: number, message: "no ':' between user and hash; line skipped"))
                 continue

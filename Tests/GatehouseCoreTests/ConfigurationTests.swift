@@ -180,6 +180,8 @@ struct ConfigurationTests {
         ("listen_mode: \"0999\"", "listen_mode"),
         ("listen_mode: rw-rw----", "listen_mode"),
         ("listen_group: \"a:b\"", "listen_group"),
+        ("backends: [{name: a, type: htpasswd, file: /tmp}]", "backends[1].file"),
+        ("backends: [{name: a, type: htpasswd, file: \"\"}]", "backends[1].file"),
         ("listen_group: no-such-group-here", "listen_group"),
         ("idle_timeout: 500ms", "idle_timeout"),
         ("idle_timeout: forever", "idle_timeout"),
@@ -212,7 +214,7 @@ struct ConfigurationTests {
         #expect(ListenAddress(parsing: text) == expected)
     }
 
-    @Test(arguments: ["9180", "host:", ":80", "::1:80", "h:70000", "unix:relative"])
+    @Test(arguments: ["9180", "host:", ":80", "::1:80", "h:70000", "unix:relative", "[[x]:1", "[a b]:80", "a b:80", "[example.org]:80", "ho/st:80"])
     func badListenAddresses(text: String) {
         #expect(ListenAddress(parsing: text) == nil)
     }

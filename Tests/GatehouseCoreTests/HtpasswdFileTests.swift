@@ -60,4 +60,17 @@ struct HtpasswdFileTests {
         #expect(groups.groups(of: "nobody") == [])
         #expect(groups.diagnostics.map(\.line) == [5, 6])
     }
+
+    /// Found by the fuzzer: Swift's Characters join a combining mark to the delimiter before it,
+    /// nginx and Apache read bytes. Both files must split where nginx and Apache do.
+    @Test func delimitersFollowedByCombiningMarksStillDelimit() {
+        let passwords = HtpasswdFile(parsing: "#\u{301}alice:{PLAIN}pw\nali:\u{301}ce:{PLAIN}pw\n", path: "p")
+        #expect(passwords.entries["#\u{301}alice"] == nil, "a comment, as nginx reads it")
+        #expect(passwords.entries["ali"] != nil, "the user is what comes before the first ':' byte")
+        #expect(passwords.entries.keys.allSatisfy { !$0.unicodeScalars.contains(":") })
+        let groups = HtgroupsFile(parsing: "pushers: alice \u{301}bob\nadm:\u{301}ins: carol\n", path: "g")
+        #expect(groups.groups(of: "alice") == ["pushers"])
+        #expect(groups.groups(of: "\u{301}bob") == ["pushers"])
+        #expect(groups.groupsByUser.values.allSatisfy { $0.allSatisfy { !$0.unicodeScalars.contains(":") } })
+    }
 }
