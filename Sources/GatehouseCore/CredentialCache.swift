@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Crypto
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Remembers recent verdicts on credentials so that a repeat request pays neither bcrypt nor
 /// LDAP: nginx sends one subrequest per client request (21 for one `docker push`).
@@ -63,10 +63,10 @@ public final class CredentialCache: Sendable {
         }
     }
 
-    /// A shard behind its own lock (a Mutex cannot live in an array by itself).
+    /// A shard behind its own lock.
     private final class LockedShard: Sendable {
-        let mutex = Mutex(Shard())
-        func withLock<T>(_ body: (inout Shard) -> T) -> T { mutex.withLock { body(&$0) } }
+        let mutex = NIOLockedValueBox(Shard())
+        func withLockedValue<T>(_ body: (inout Shard) -> T) -> T { mutex.withLockedValue { body(&$0) } }
     }
 
     /// HMAC-SHA-256 keyed with a random per-process secret, ready to be copied for each key:
@@ -77,7 +77,7 @@ public final class CredentialCache: Sendable {
     private let ttl: Duration
     private let negativeTTL: Duration
     private let staleGrace: Duration
-    private let evictionCount = Mutex(0)
+    private let evictionCount = NIOLockedValueBox(0)
     private let metrics: GatehouseMetrics
 
     /// Up to 16 shards; fewer for a tiny `max_entries`, so that the bound holds exactly.
@@ -97,7 +97,7 @@ public final class CredentialCache: Sendable {
     public var isEnabled: Bool { capacityPerShard > 0 }
 
     /// Entries evicted to stay within `max_entries`.
-    public var evictions: Int { evictionCount.withLock { $0 } }
+    public var evictions: Int { evictionCount.withLockedValue { $0 } }
 
     /// The keyed hash of a user and password.
     func key(_ credentials: BasicCredentials) -> Key {
@@ -117,7 +117,7 @@ public final class CredentialCache: Sendable {
     func lookUp(_ key: Key, generation: Int) -> Verdict? {
         guard isEnabled else { return nil }
         let now = ContinuousClock.now
-        let verdict = shards[Int(key.a % UInt64(shardCount))].withLock { shard -> Verdict? in
+        let verdict = shards[Int(key.a % UInt64(shardCount))].withLockedValue { shard -> Verdict? in
             guard let slot = shard.index[key] else { return nil }
             guard shard.nodes[slot].generation == generation else {
                 shard.remove(slot)
@@ -141,7 +141,7 @@ public final class CredentialCache: Sendable {
     func lookUpStale(_ key: Key, generation: Int) -> Identity? {
         guard isEnabled else { return nil }
         let now = ContinuousClock.now
-        return shards[Int(key.a % UInt64(shardCount))].withLock { shard -> Identity? in
+        return shards[Int(key.a % UInt64(shardCount))].withLockedValue { shard -> Identity? in
             guard let slot = shard.index[key], shard.nodes[slot].generation == generation,
                 shard.nodes[slot].verified + staleGrace > now,
                 case .authenticated(let identity) = shard.nodes[slot].verdict
@@ -154,7 +154,7 @@ public final class CredentialCache: Sendable {
         guard isEnabled else { return }
         let verified = ContinuousClock.now
         let expires = verified + (verdict == .rejected ? negativeTTL : ttl)
-        let evicted = shards[Int(key.a % UInt64(shardCount))].withLock { shard -> Bool in
+        let evicted = shards[Int(key.a % UInt64(shardCount))].withLockedValue { shard -> Bool in
             if let slot = shard.index[key] {
                 shard.nodes[slot].verdict = verdict
                 shard.nodes[slot].verified = verified
@@ -183,11 +183,11 @@ public final class CredentialCache: Sendable {
             return evicted
         }
         if evicted {
-            evictionCount.withLock { $0 += 1 }
+            evictionCount.withLockedValue { $0 += 1 }
             metrics.cacheEviction()
         }
     }
 
     /// How many entries are held.
-    public var count: Int { shards.reduce(0) { total, shard in total + shard.withLock { $0.index.count } } }
+    public var count: Int { shards.reduce(0) { total, shard in total + shard.withLockedValue { $0.index.count } } }
 }

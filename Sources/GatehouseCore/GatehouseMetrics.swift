@@ -4,7 +4,7 @@
 import CLDAP
 public import CoreMetrics
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What Gatehouse counts, through swift-metrics (the HTTP layer exports it for Prometheus).
 ///
@@ -19,9 +19,9 @@ public final class GatehouseMetrics: Sendable {
     public static let decisionDuration = "gatehouse_decision_duration_seconds"
 
     let factory: any MetricsFactory
-    private let series = Mutex<[SeriesKey: Counter]>([:])
-    private let timers = Mutex<[String: Timer]>([:])
-    private let gauges = Mutex<[SeriesKey: Meter]>([:])
+    private let series = NIOLockedValueBox<[SeriesKey: Counter]>([:])
+    private let timers = NIOLockedValueBox<[String: Timer]>([:])
+    private let gauges = NIOLockedValueBox<[SeriesKey: Meter]>([:])
 
     private struct SeriesKey: Hashable {
         let name: String
@@ -35,7 +35,7 @@ public final class GatehouseMetrics: Sendable {
     /// A counter by name and label pairs, created once and then looked up.
     func counter(_ name: String, _ dimensions: [(String, String)] = []) -> Counter {
         let key = SeriesKey(name: name, labels: dimensions.flatMap { [$0.0, $0.1] })
-        return series.withLock { series in
+        return series.withLockedValue { series in
             if let existing = series[key] { return existing }
             let created = Counter(label: name, dimensions: dimensions, factory: factory)
             series[key] = created
@@ -46,7 +46,7 @@ public final class GatehouseMetrics: Sendable {
     /// A gauge by name and label pairs (a swift-metrics `Meter`: it can go up and down).
     func gauge(_ name: String, _ dimensions: [(String, String)] = []) -> Meter {
         let key = SeriesKey(name: name, labels: dimensions.flatMap { [$0.0, $0.1] })
-        return gauges.withLock { gauges in
+        return gauges.withLockedValue { gauges in
             if let existing = gauges[key] { return existing }
             let created = Meter(label: name, dimensions: dimensions, factory: factory)
             gauges[key] = created
@@ -59,7 +59,7 @@ public final class GatehouseMetrics: Sendable {
     /// One decision: `gatehouse_decisions_total{outcome,policy,backend}` and the latency histogram.
     func recordDecision(outcome: Decision.Outcome, policy: String, backend: String?, latency: Duration) {
         counter("gatehouse_decisions_total", [("outcome", outcome.rawValue), ("policy", policy), ("backend", backend ?? "none")]).increment()
-        let timer = timers.withLock { timers in
+        let timer = timers.withLockedValue { timers in
             if let existing = timers[policy] { return existing }
             let created = Timer(label: Self.decisionDuration, dimensions: [("policy", policy)], factory: factory)
             timers[policy] = created

@@ -3,7 +3,7 @@
 
 public import Logging
 public import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Users from an htpasswd file and groups from an Apache group file.
 ///
@@ -17,7 +17,7 @@ public final class HtpasswdBackend: CredentialBackend {
     public let groupsPath: String?
     private let logger: Logger
     private let threadPool: NIOThreadPool
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
 
     private struct State {
         var passwords: HtpasswdFile
@@ -51,7 +51,7 @@ public final class HtpasswdBackend: CredentialBackend {
         for diagnostic in passwords.diagnostics + groups.diagnostics {
             logger.warning("\(diagnostic)", metadata: ["backend": "\(name)"])
         }
-        state = Mutex(
+        state = NIOLockedValueBox(
             State(
                 passwords: passwords,
                 groups: groups,
@@ -65,11 +65,11 @@ public final class HtpasswdBackend: CredentialBackend {
 
     /// Diagnostics of the files as last loaded.
     public var diagnostics: [FileDiagnostic] {
-        state.withLock { $0.passwords.diagnostics + $0.groups.diagnostics }
+        state.withLockedValue { $0.passwords.diagnostics + $0.groups.diagnostics }
     }
 
     /// Counts reloads; changes whenever a file was re-read.
-    public var generation: Int { state.withLock { $0.generation } }
+    public var generation: Int { state.withLockedValue { $0.generation } }
 
     public func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult {
         try await threadPool.runIfActive {
@@ -77,7 +77,7 @@ public final class HtpasswdBackend: CredentialBackend {
             guard let hash else { return .unknownUser }
             guard hash != .locked else {
                 // As slow as a wrong password: a fast answer would tell that the name exists.
-                _ = self.state.withLock { $0.passwords.timingDummy }?.verify(credentials.password)
+                _ = self.state.withLockedValue { $0.passwords.timingDummy }?.verify(credentials.password)
                 return .rejected(reason: "account locked in \(self.passwordPath)")
             }
             guard hash.verify(credentials.password) else { return .rejected(reason: "wrong password") }
@@ -95,7 +95,7 @@ public final class HtpasswdBackend: CredentialBackend {
 
     public func equaliseTiming(_ credentials: BasicCredentials) async {
         _ = try? await threadPool.runIfActive {
-            let dummy = self.state.withLock { $0.passwords.timingDummy }
+            let dummy = self.state.withLockedValue { $0.passwords.timingDummy }
             _ = dummy?.verify(credentials.password)
         }
     }
@@ -111,13 +111,13 @@ public final class HtpasswdBackend: CredentialBackend {
 
     /// Re-reads whichever file changed on disk; called before each lookup at most once a second.
     public func reloadIfChanged(force: Bool = false) {
-        let due = state.withLock { state -> Bool in
+        let due = state.withLockedValue { state -> Bool in
             guard force || state.lastCheck.duration(to: .now) >= Self.recheckInterval else { return false }
             state.lastCheck = .now
             return true
         }
         guard due else { return }
-        let (oldPasswordStamp, oldGroupsStamp) = state.withLock { ($0.passwordStamp, $0.groupsStamp) }
+        let (oldPasswordStamp, oldGroupsStamp) = state.withLockedValue { ($0.passwordStamp, $0.groupsStamp) }
         let passwordStamp = FileStamp(path: passwordPath)
         let groupsStamp = groupsPath.flatMap { FileStamp(path: $0) }
         var newPasswords: HtpasswdFile?
@@ -140,7 +140,7 @@ public final class HtpasswdBackend: CredentialBackend {
         for diagnostic in (newPasswords?.diagnostics ?? []) + (newGroups?.diagnostics ?? []) {
             logger.warning("\(diagnostic)", metadata: ["backend": "\(name)"])
         }
-        state.withLock { state in
+        state.withLockedValue { state in
             if let newPasswords {
                 state.passwords = newPasswords
                 state.passwordStamp = passwordStamp
@@ -159,6 +159,6 @@ public final class HtpasswdBackend: CredentialBackend {
 
     private func lookUp(_ user: String) -> (PasswordHash?, [String]) {
         reloadIfChanged()
-        return state.withLock { ($0.passwords.entries[user], $0.groups.groups(of: user)) }
+        return state.withLockedValue { ($0.passwords.entries[user], $0.groups.groups(of: user)) }
     }
 }

@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import CLDAP
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Idle connections to a directory, with failover across its URLs.
 ///
@@ -16,13 +16,13 @@ final class LDAPConnectionPool: Sendable {
     private let urls: [String]
     private let settings: LDAPConnection.Settings
     private let capacity: Int
-    private let idle = Mutex<[LDAPConnection]>([])
-    private let deadUntil = Mutex<[String: ContinuousClock.Instant]>([:])
+    private let idle = NIOLockedValueBox<[LDAPConnection]>([])
+    private let deadUntil = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
     /// Connections open and lent out, reported after every change (for the metrics).
-    private let usage = Mutex<(open: Int, inUse: Int)>((0, 0))
+    private let usage = NIOLockedValueBox<(open: Int, inUse: Int)>((0, 0))
     private let report: @Sendable (_ open: Int, _ inUse: Int) -> Void
     /// Set by ``drain()``: connections that come back afterwards are closed, not kept.
-    private let closed = Mutex(false)
+    private let closed = NIOLockedValueBox(false)
     static let backOff = Duration.seconds(10)
 
     init(
@@ -40,7 +40,7 @@ final class LDAPConnectionPool: Sendable {
     }
 
     private func adjust(open: Int = 0, inUse: Int = 0) {
-        let now = usage.withLock { usage in
+        let now = usage.withLockedValue { usage in
             usage.open += open
             usage.inUse += inUse
             return usage
@@ -50,7 +50,7 @@ final class LDAPConnectionPool: Sendable {
 
     /// Runs `body` on a pooled or fresh connection. Blocking: call it on the LDAP thread pool.
     func withConnection<T>(_ body: (LDAPConnection) throws(LDAPError) -> T) throws(LDAPError) -> T {
-        let pooled = idle.withLock { $0.popLast() }
+        let pooled = idle.withLockedValue { $0.popLast() }
         if let pooled {
             adjust(inUse: 1)
             do {
@@ -89,7 +89,7 @@ final class LDAPConnectionPool: Sendable {
     /// A new, prepared connection to the first URL that answers.
     func connect() throws(LDAPError) -> LDAPConnection {
         let now = ContinuousClock.now
-        let dead = deadUntil.withLock { $0.filter { $0.value > now }.keys }
+        let dead = deadUntil.withLockedValue { $0.filter { $0.value > now }.keys }
         // Live servers in order first, then the dead ones: with all of them down we still try.
         let ordered = urls.filter { !dead.contains($0) } + urls.filter { dead.contains($0) }
         var lastError = LDAPError(code: -1, message: "no LDAP URL configured", step: .connect)
@@ -97,20 +97,20 @@ final class LDAPConnectionPool: Sendable {
             do {
                 let connection = try LDAPConnection(url: url, settings: settings)
                 try prepare(connection)
-                _ = deadUntil.withLock { $0.removeValue(forKey: url) }
+                _ = deadUntil.withLockedValue { $0.removeValue(forKey: url) }
                 return connection
             } catch {
                 lastError = error
                 guard error.isUnavailable || error.step == .connect || error.step == .tls else { throw error }
-                deadUntil.withLock { $0[url] = .now + Self.backOff }
+                deadUntil.withLockedValue { $0[url] = .now + Self.backOff }
             }
         }
         throw lastError
     }
 
     private func release(_ connection: LDAPConnection) {
-        let isClosed = closed.withLock { $0 }
-        let kept = !isClosed && idle.withLock { idle -> Bool in
+        let isClosed = closed.withLockedValue { $0 }
+        let kept = !isClosed && idle.withLockedValue { idle -> Bool in
             guard idle.count < capacity else { return false }
             idle.append(connection)
             return true
@@ -125,8 +125,8 @@ final class LDAPConnectionPool: Sendable {
 
     /// Closes every idle connection now, and every lent one when it comes back.
     func drain() {
-        closed.withLock { $0 = true }
-        let connections = idle.withLock { idle -> [LDAPConnection] in
+        closed.withLockedValue { $0 = true }
+        let connections = idle.withLockedValue { idle -> [LDAPConnection] in
             defer { idle.removeAll() }
             return idle
         }
@@ -134,5 +134,5 @@ final class LDAPConnectionPool: Sendable {
         if !connections.isEmpty { adjust(open: -connections.count) }
     }
 
-    var idleCount: Int { idle.withLock { $0.count } }
+    var idleCount: Int { idle.withLockedValue { $0.count } }
 }

@@ -4,7 +4,7 @@
 import CLDAP
 import Dispatch
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Bounds the TLS handshake of a new LDAP connection.
 ///
@@ -21,7 +21,7 @@ final class LDAPHandshakeWatchdog: @unchecked Sendable {
         var generation = 0
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     /// Registered with libldap for the lifetime of the handle; freed with the watchdog.
     let callbacks: UnsafeMutablePointer<ldap_conncb>
 
@@ -45,16 +45,16 @@ final class LDAPHandshakeWatchdog: @unchecked Sendable {
 
     /// Whether the TCP connection was made (libldap reports the socket before any TLS), which
     /// tells a server that is down from a TLS handshake that failed.
-    var connected: Bool { state.withLock { $0.descriptor >= 0 } }
+    var connected: Bool { state.withLockedValue { $0.descriptor >= 0 } }
 
     private func record(_ descriptor: Int32) {
-        state.withLock { $0.descriptor = descriptor }
+        state.withLockedValue { $0.descriptor = descriptor }
     }
 
     /// Runs `body` (a blocking connect or StartTLS); shuts the socket down if it is still
     /// running after `timeout`.
     func guarding<T>(timeout: Duration, _ body: () -> T) -> T {
-        let generation = state.withLock { state -> Int in
+        let generation = state.withLockedValue { state -> Int in
             state.watching = true
             state.generation += 1
             return state.generation
@@ -62,13 +62,13 @@ final class LDAPHandshakeWatchdog: @unchecked Sendable {
         let (seconds, attoseconds) = timeout.components
         let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
         DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
-            state.withLock { state in
+            state.withLockedValue { state in
                 // Only the same, still running attempt: never a descriptor reused since.
                 guard state.watching, state.generation == generation, state.descriptor >= 0 else { return }
                 shutdown(state.descriptor, Int32(SHUT_RDWR))
             }
         }
-        defer { state.withLock { $0.watching = false } }
+        defer { state.withLockedValue { $0.watching = false } }
         return body()
     }
 }

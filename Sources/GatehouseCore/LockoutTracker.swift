@@ -1,7 +1,7 @@
 // Gatehouse — an nginx auth_request service
 // SPDX-License-Identifier: Apache-2.0
 
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Failed logins per user and per client address within `lockout.window`. Beyond
 /// `lockout.max_failures` the answer is a 401 without checking the password, until the oldest
@@ -11,7 +11,7 @@ public final class LockoutTracker: Sendable {
         var failures: [String: [ContinuousClock.Instant]] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let maxFailures: Int
     private let window: Duration
     /// The settings this tracker counts with; a reload with the same settings keeps the tracker.
@@ -34,7 +34,7 @@ public final class LockoutTracker: Sendable {
     public func lockReason(users: Set<String>, address: String?) -> String? {
         guard maxFailures > 0 else { return nil }
         let now = ContinuousClock.now
-        return state.withLock { state -> String? in
+        return state.withLockedValue { state -> String? in
             for key in Self.keys(users: users, address: address) {
                 let recent = (state.failures[key] ?? []).filter { now - $0 < window }
                 if recent.count >= maxFailures { return "locked out: \(recent.count) failed logins for \(key) within \(window)" }
@@ -49,7 +49,7 @@ public final class LockoutTracker: Sendable {
     public func recordFailure(users: Set<String>, address: String?) -> [String] {
         guard maxFailures > 0 else { return [] }
         let now = ContinuousClock.now
-        return state.withLock { state -> [String] in
+        return state.withLockedValue { state -> [String] in
             if state.failures.count >= Self.maximumKeys {
                 state.failures = state.failures.filter { $0.value.contains { now - $0 < window } }
                 if state.failures.count >= Self.maximumKeys { state.failures.removeAll() }
@@ -69,7 +69,7 @@ public final class LockoutTracker: Sendable {
     /// A successful login clears the user's failures (not the address's).
     public func recordSuccess(users: Set<String>) {
         guard maxFailures > 0 else { return }
-        state.withLock { state in
+        state.withLockedValue { state in
             for user in users { state.failures.removeValue(forKey: "user:" + user) }
         }
     }

@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 public import GatehouseCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The engine and settings currently serving. A reload replaces them in one step; a request
 /// keeps the snapshot it started with.
@@ -13,16 +13,16 @@ public final class EngineStore: Sendable {
         public let configuration: Configuration
     }
 
-    private let current: Mutex<Snapshot>
+    private let current: NIOLockedValueBox<Snapshot>
 
     public init(engine: DecisionEngine, configuration: Configuration) {
-        current = Mutex(Snapshot(engine: engine, configuration: configuration))
+        current = NIOLockedValueBox(Snapshot(engine: engine, configuration: configuration))
     }
 
-    public var snapshot: Snapshot { current.withLock { $0 } }
+    public var snapshot: Snapshot { current.withLockedValue { $0 } }
 
     /// Serves `engine` and `configuration` from now on.
     public func replace(engine: DecisionEngine, configuration: Configuration) {
-        current.withLock { $0 = Snapshot(engine: engine, configuration: configuration) }
+        current.withLockedValue { $0 = Snapshot(engine: engine, configuration: configuration) }
     }
 }

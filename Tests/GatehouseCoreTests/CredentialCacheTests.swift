@@ -4,7 +4,7 @@
 import Foundation
 @testable import GatehouseCore
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 @Suite("Credential cache")
@@ -109,9 +109,9 @@ struct CredentialCacheTests {
     /// A backend that takes its time and counts how often it is asked.
     final class SlowCountingBackend: CredentialBackend {
         let name = "slow"
-        let calls = Mutex(0)
+        let calls = NIOLockedValueBox(0)
         func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult {
-            calls.withLock { $0 += 1 }
+            calls.withLockedValue { $0 += 1 }
             try await Task.sleep(for: .milliseconds(200))
             return credentials.password == "right" ? .authenticated(Identity(user: credentials.user, groups: [], backend: name)) : .rejected(reason: "wrong")
         }
@@ -132,7 +132,7 @@ struct CredentialCacheTests {
         }
         #expect(statuses.filter { $0 == 200 }.count == 20)
         #expect(statuses.filter { $0 == 401 }.count == 20)
-        #expect(backend.calls.withLock { $0 } == 2, "one verification per distinct password, not one per request")
+        #expect(backend.calls.withLockedValue { $0 } == 2, "one verification per distinct password, not one per request")
     }
 
     @Test func aChangedFileDropsWhatItAffects() async throws {

@@ -9,7 +9,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Prometheus
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// What an operator watches: `/metrics`, the audit lines, reloads.
@@ -19,7 +19,7 @@ struct OperationsTests {
 
     /// Log lines as a handler receives them (after the logger's metadata is merged).
     final class LogCapture: Sendable {
-        let lines = Mutex<[(message: String, metadata: Logger.Metadata)]>([])
+        let lines = NIOLockedValueBox<[(message: String, metadata: Logger.Metadata)]>([])
 
         var logger: Logger {
             Logger(label: "test") { _ in Handler(capture: self) }
@@ -36,11 +36,11 @@ struct OperationsTests {
             func log(event: LogEvent) {
                 var all = metadata
                 all.merge(event.metadata ?? [:]) { _, new in new }
-                capture.lines.withLock { $0.append(("\(event.message)", all)) }
+                capture.lines.withLockedValue { $0.append(("\(event.message)", all)) }
             }
         }
 
-        var auditLines: [Logger.Metadata] { lines.withLock { $0.filter { $0.metadata["log"] == "audit" }.map(\.metadata) } }
+        var auditLines: [Logger.Metadata] { lines.withLockedValue { $0.filter { $0.metadata["log"] == "audit" }.map(\.metadata) } }
     }
 
     /// The value of one series in a Prometheus text exposition, or nil if absent.
@@ -167,12 +167,12 @@ struct OperationsTests {
         let capture = LogCapture()
         let engine = try DecisionEngine(configuration: fixture.configuration, logger: capture.logger, metrics: metrics)
         let store = EngineStore(engine: engine, configuration: fixture.configuration)
-        let next = Mutex<Result<Configuration, ConfigurationErrors>>(.failure(ConfigurationErrors([ConfigurationError(key: "cache.ttl", line: 3, message: "is not a duration")])))
-        let service = ReloadService(store: store, logger: capture.logger, metrics: metrics, source: ReloadSource(load: { try next.withLock { $0 }.get() }, configurationFile: nil))
+        let next = NIOLockedValueBox<Result<Configuration, ConfigurationErrors>>(.failure(ConfigurationErrors([ConfigurationError(key: "cache.ttl", line: 3, message: "is not a duration")])))
+        let service = ReloadService(store: store, logger: capture.logger, metrics: metrics, source: ReloadSource(load: { try next.withLockedValue { $0 }.get() }, configurationFile: nil))
 
         #expect(await service.reload(.file) == .invalid)
         #expect(store.snapshot.engine.realm == "Registry", "the old configuration keeps serving")
-        #expect(capture.lines.withLock { $0.contains { $0.message.contains("reload refused") && $0.message.contains("cache.ttl") } })
+        #expect(capture.lines.withLockedValue { $0.contains { $0.message.contains("reload refused") && $0.message.contains("cache.ttl") } })
 
         // A backend that cannot reach its directory is refused as well.
         var unreachable = fixture.configuration
@@ -183,13 +183,13 @@ struct OperationsTests {
         ldap.bindPasswordFile = passwordFile
         ldap.timeout = .seconds(1)
         unreachable.backends.append(.ldap(ldap))
-        next.withLock { $0 = .success(unreachable) }
+        next.withLockedValue { $0 = .success(unreachable) }
         #expect(await service.reload(.signal) == .backendNotReady, "refused, and tried again later")
         #expect(store.snapshot.engine.backends.count == 1)
 
         var renamed = fixture.configuration
         renamed.realm = "Renamed"
-        next.withLock { $0 = .success(renamed) }
+        next.withLockedValue { $0 = .success(renamed) }
         #expect(await service.reload(.signal) == .applied)
         #expect(store.snapshot.engine.realm == "Renamed")
 
