@@ -1,25 +1,45 @@
 // Gatehouse — an nginx auth_request service
 // SPDX-License-Identifier: Apache-2.0
 
+import Crypto
+
 /// The files a running configuration depends on, and the version of each seen last: the
 /// reload service polls them so that an edit on disk takes effect without a signal.
+///
+/// A file whose metadata changed but whose bytes did not (configuration management rewriting
+/// it, `touch`) is not a change: a reload would empty the credential cache for nothing, and
+/// with a directory that hangs, each reload's readiness check costs a connection attempt.
 public struct WatchedFiles: Sendable {
     public let paths: [String]
     private var stamps: [FileStamp?]
+    private var digests: [SHA256.Digest?]
 
     public init(paths: [String]) {
         var unique: [String] = []
         for path in paths where !unique.contains(path) { unique.append(path) }
         self.paths = unique
         stamps = unique.map { FileStamp(path: $0) }
+        digests = unique.map(Self.digest)
     }
 
-    /// Whether any file changed, appeared or vanished since the last call; remembers the new
-    /// versions either way, so one edit is reported once.
+    /// Whether any file's contents changed, or a file appeared or vanished, since the last
+    /// call; remembers the new versions either way, so one edit is reported once.
     public mutating func refresh() -> Bool {
-        let now = paths.map { FileStamp(path: $0) }
-        defer { stamps = now }
-        return now != stamps
+        var changed = false
+        for (index, path) in paths.enumerated() {
+            let stamp = FileStamp(path: path)
+            guard stamp != stamps[index] else { continue }
+            stamps[index] = stamp
+            let digest = Self.digest(path)
+            if digest != digests[index] { changed = true }
+            digests[index] = digest
+        }
+        return changed
+    }
+
+    private static func digest(_ path: String) -> SHA256.Digest? {
+        guard let text = try? readTextFile(path) else { return nil }
+        return SHA256.hash(data: Array(text.utf8))
     }
 }
 

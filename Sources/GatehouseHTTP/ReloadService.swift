@@ -3,6 +3,7 @@
 
 public import GatehouseCore
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import UnixSignals
 
@@ -32,6 +33,16 @@ struct ReloadService: Service {
     let logger: Logger
     let metrics: GatehouseMetrics
     let source: ReloadSource
+    /// The files as the running configuration last read them. A reload, whatever triggered it,
+    /// takes a new baseline, so that one edit followed by SIGHUP is one reload, not two.
+    private let baseline = NIOLockedValueBox<WatchedFiles?>(nil)
+
+    init(store: EngineStore, logger: Logger, metrics: GatehouseMetrics, source: ReloadSource) {
+        self.store = store
+        self.logger = logger
+        self.metrics = metrics
+        self.source = source
+    }
 
     enum Trigger: String { case signal, file, retry }
 
@@ -84,16 +95,19 @@ struct ReloadService: Service {
     }
 
     private func watch(every interval: Duration, _ triggers: AsyncStream<Trigger>.Continuation) async {
-        var files = watchedFiles(store.snapshot.configuration)
+        baseline.withLockedValue { $0 = watchedFiles(store.snapshot.configuration) }
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
-            // A reload may have changed which files matter.
-            let current = watchedFiles(store.snapshot.configuration)
-            if current.paths != files.paths {
-                files = current
-                continue
+            let paths = watchedFiles(store.snapshot.configuration).paths
+            let changed = baseline.withLockedValue { files -> Bool in
+                // A reload may have changed which files matter.
+                guard let current = files, current.paths == paths else {
+                    files = WatchedFiles(paths: paths)
+                    return false
+                }
+                return files!.refresh()
             }
-            if files.refresh() { triggers.yield(.file) }
+            if changed { triggers.yield(.file) }
         }
     }
 
@@ -122,6 +136,7 @@ struct ReloadService: Service {
             logger.warning("listen changed; the new address takes effect after a restart")
         }
         store.replace(engine: engine, configuration: configuration)
+        if source.pollInterval != nil { baseline.withLockedValue { $0 = watchedFiles(configuration) } }
         metrics.reload(trigger: trigger.rawValue, success: true)
         logger.notice("configuration reloaded", metadata: ["trigger": "\(trigger.rawValue)"])
         return .applied

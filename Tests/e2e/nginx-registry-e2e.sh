@@ -999,7 +999,10 @@ ldap_scenarios() {
         done
         check_eq "ldap: after the new configuration and SIGHUP alice logs in again without touching nginx (200)" 200 "$first"
         echo "# measure: ldap: first 200 $(elapsed "$t0" "$(now)")s after SIGHUP"
-        check_eq "ldap: Gatehouse logged the reload" "$((c0 + 1))" "$(grep -c 'configuration reloaded' "$GATE_LOG")"
+        # The file watcher may take the edit before the signal arrives (config check runs in
+        # between): one reload or two, never none.
+        reloads=$(grep -c 'configuration reloaded' "$GATE_LOG")
+        check_eq "ldap: Gatehouse logged the reload" yes "$([ "$reloads" -ge $((c0 + 1)) ] && [ "$reloads" -le $((c0 + 2)) ] && echo yes || echo "no: $c0 -> $reloads")"
     else
         first=000
         for i in $(seq 1 50); do
