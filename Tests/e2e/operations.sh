@@ -517,6 +517,9 @@ L_CONF=$T/l/gatehouse.yaml
 L_LOG=$T/logs/gatehouse-l.log
 PW_SLOW=slow-ops-pw
 hash_line slow "$PW_SLOW" 12 >"$T/l/htpasswd" || die "hash slow"
+# One user per in-flight request in section 5: requests with the same user and password share
+# one verification, and then they would all finish together, before the signal.
+for i in 1 2 3 4 5 6 7 8; do hash_line "slow$i" "$PW_SLOW" 12 >>"$T/l/htpasswd" || die "hash slow$i"; done
 cp "$(ldap_env CA_FILE)" "$T/l/ca.crt"
 cp "$(ldap_env BIND_PASSWORD_FILE)" "$T/l/bind-password"
 BIND_PW=$(ldap_env BIND_PASSWORD)
@@ -667,7 +670,7 @@ lost0=$(grep -c 'closed (connection lost)' "$LDAP_DIR/slapd.log")
 ldap_open=$(ldap_conns)
 CURL_PIDS=
 for i in $(seq 1 $N_INFLIGHT); do
-    curl -s -o /dev/null -w '%{http_code}' --max-time 30 -u "slow:$PW_SLOW" -H "X-Original-URI: /v2/inflight-$i/app/manifests/1" \
+    curl -s -o /dev/null -w '%{http_code}' --max-time 30 -u "slow$i:$PW_SLOW" -H "X-Original-URI: /v2/inflight-$i/app/manifests/1" \
         --unix-socket "$L_SOCK" http://gatehouse/auth >"$T/logs/inflight.$i" 2>&1 &
     CURL_PIDS+=" $!"
 done
