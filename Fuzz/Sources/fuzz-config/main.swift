@@ -48,7 +48,8 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutable
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let yaml = text(data, size)
-    let lineCount = yaml.utf8.count { $0 == UInt8(ascii: "\n") } + 1
+    // YAML's line breaks: LF, CR (alone or before LF), and in YAML 1.1 (libyaml) NEL, LS, PS.
+    let lineCount = yaml.unicodeScalars.count { ["\r", "\n", "\u{85}", "\u{2028}", "\u{2029}"].contains($0) } + 1
     let first = Result { () throws(ConfigurationErrors) in try Configuration.parse(yaml: yaml, baseDirectory: folder) }
     let second = Result { () throws(ConfigurationErrors) in try Configuration.parse(yaml: yaml, baseDirectory: folder) }
     switch (first, second) {
@@ -66,7 +67,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             violation("\(shown(yaml)) rendered as\n\(rendered)\nis refused: \(error)")
         }
     case (.failure(let a), .failure(let b)):
-        invariant(a.errors == b.errors, "two parses of \(shown(yaml)) fail differently:\n\(a)\n\(b)")
+        // Known finding `yaml-duplicate-keys` (see README): Yams names the line of a duplicated
+        // key chosen in Dictionary order when one of the duplicated keys is not a scalar.
+        let duplicates = "not valid YAML: Parser: expected all keys to be unique"
+        let bothDuplicates = a.errors.count == 1 && b.errors.count == 1 && a.errors[0].message.hasPrefix(duplicates) && b.errors[0].message.hasPrefix(duplicates)
+        invariant(a.errors == b.errors || (isKnown("yaml-duplicate-keys") && bothDuplicates), "two parses of \(shown(yaml)) fail differently:\n\(a)\n\(b)")
         invariant(!a.errors.isEmpty, "\(shown(yaml)) is refused without an error")
         for error in a.errors {
             if let line = error.line { invariant(line >= 0 && line <= lineCount + 1, "error on line \(line) of \(lineCount): \(error)") }
