@@ -77,7 +77,6 @@ public final class CredentialCache: Sendable {
     private let ttl: Duration
     private let negativeTTL: Duration
     private let staleGrace: Duration
-    private let evictionCount = NIOLockedValueBox(0)
     private let metrics: GatehouseMetrics
 
     /// Up to 16 shards; fewer for a tiny `max_entries`, so that the bound holds exactly.
@@ -95,9 +94,6 @@ public final class CredentialCache: Sendable {
 
     /// Whether anything is remembered at all (`max_entries: 0` turns the cache off).
     public var isEnabled: Bool { capacityPerShard > 0 }
-
-    /// Entries evicted to stay within `max_entries`.
-    public var evictions: Int { evictionCount.withLockedValue { $0 } }
 
     /// The keyed hash of a user and password.
     func key(_ credentials: BasicCredentials) -> Key {
@@ -182,10 +178,7 @@ public final class CredentialCache: Sendable {
             shard.pushFront(slot)
             return evicted
         }
-        if evicted {
-            evictionCount.withLockedValue { $0 += 1 }
-            metrics.cacheEviction()
-        }
+        if evicted { metrics.cacheEviction() }
     }
 
     /// How many entries are held.

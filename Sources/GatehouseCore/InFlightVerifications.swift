@@ -25,7 +25,4 @@ final class InFlightVerifications<Value: Sendable>: Sendable {
         }
         return await task.value
     }
-
-    /// Verifications running now.
-    var count: Int { running.withLockedValue { $0.count } }
 }
