@@ -7,11 +7,14 @@
 #   Fuzz/run.sh            # 60 s per target
 #   Fuzz/run.sh 10         # CI smoke run
 #   FUZZ_TARGETS="basic config" Fuzz/run.sh 600
-#   GATEHOUSE_FUZZ_KNOWN=yaml-duplicate-keys Fuzz/run.sh 3600   # look past a finding already reported
+#   GATEHOUSE_FUZZ_KNOWN=grapheme Fuzz/run.sh 3600   # look past a finding already reported
+#   FUZZ_ASAN=0 FUZZ_TARGETS=config Fuzz/run.sh 3600  # libFuzzer without ASan: 2-3x the executions
 #
 # Environment: FUZZ_TARGETS (default: all), FUZZ_ARTIFACTS (where crash inputs and logs are
 # kept; default Fuzz/.build/fuzz-artifacts), FUZZ_KEEP_CORPUS=1 (keep the grown corpus there
-# too), FUZZ_SKIP_BUILD=1, FUZZ_EXTRA (more libFuzzer flags), GATEHOUSE_FUZZ_KNOWN.
+# too), FUZZ_SKIP_BUILD=1, FUZZ_MAX_LEN (overrides the per-target input size limit),
+# FUZZ_EXTRA (more libFuzzer flags, e.g. -runs=10000000), GATEHOUSE_FUZZ_KNOWN, FUZZ_ASAN=0
+# (build and run with -sanitize=fuzzer only, in Fuzz/.build-fuzzer-only).
 # Reproduce a saved input: Fuzz/.build/release/fuzz-<target> <file>
 set -euo pipefail
 
@@ -20,15 +23,20 @@ fuzz_dir="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$fuzz_dir")"
 targets="${FUZZ_TARGETS:-basic htpasswd htgroups registry-uri config}"
 artifacts="${FUZZ_ARTIFACTS:-$fuzz_dir/.build/fuzz-artifacts}"
-bin="$fuzz_dir/.build/release"
+if [ "${FUZZ_ASAN:-1}" = 0 ]; then
+    sanitizers=fuzzer scratch="$fuzz_dir/.build-fuzzer-only"
+else
+    sanitizers=fuzzer,address scratch="$fuzz_dir/.build"
+fi
+bin="$scratch/release"
 
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ]; then
     # -sanitize=fuzzer,address reaches every Swift module, GatehouseCore included, so that the
     # fuzzer sees its coverage; -parse-as-library is set per target in Fuzz/Package.swift.
     nice -n 19 swift build -c release \
-        --package-path "$fuzz_dir" --scratch-path "$fuzz_dir/.build" \
-        -Xswiftc -sanitize=fuzzer,address
+        --package-path "$fuzz_dir" --scratch-path "$scratch" \
+        -Xswiftc -sanitize="$sanitizers"
 fi
 
 # Swift's crash backtracer reads memory that ASan guards and muddles the report.
@@ -39,6 +47,7 @@ export GATEHOUSE_FUZZ_KNOWN="${GATEHOUSE_FUZZ_KNOWN:-}"
 export LSAN_OPTIONS="suppressions=$fuzz_dir/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 max_len() {
+    if [ -n "${FUZZ_MAX_LEN:-}" ]; then echo "$FUZZ_MAX_LEN"; return; fi
     case "$1" in
         basic) echo 4200 ;;
         registry-uri) echo 8400 ;;

@@ -23,6 +23,8 @@ extension Configuration {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
+        } catch let YamlError.duplicatedKeysInMapping(duplicates, context) {
+            throw ConfigurationErrors([repeatedKeys(duplicates, firstLine: context.mark.line)])
         } catch {
             throw ConfigurationErrors([ConfigurationError(key: "", line: nil, message: "not valid YAML: \(error)")])
         }
@@ -124,6 +126,25 @@ extension Configuration {
         }
         guard reader.errors.isEmpty else { throw ConfigurationErrors(reader.errors) }
         return configuration
+    }
+
+    /// Yams refuses a mapping with repeated keys before our reader sees it. Its own message
+    /// quotes the whole file, and the line it names is the first occurrence of whichever key
+    /// sorts first with `Node`'s `<`. That order is not total (a list key against a scalar key,
+    /// or `1` against `"1"`), so with such keys the line would change from one parse to the
+    /// next; it is then left out rather than named at random.
+    static func repeatedKeys(_ keys: [String], firstLine: Int) -> ConfigurationError {
+        let unnamed = "<uncovertable>"  // Yams' placeholder for a key that is not a scalar
+        let lineIsStable = !keys.contains(unnamed) && Set(keys).count == keys.count
+        let names = keys.map { $0 == unnamed ? "(a key that is not a string)" : $0.debugDescription }
+        // By bytes: String's `==` and `<` would merge or tie canonically equivalent spellings.
+        let distinct = Set(names.map { Array($0.utf8) }).sorted { $0.lexicographicallyPrecedes($1) }
+            .map { String(decoding: $0, as: UTF8.self) }
+        return ConfigurationError(
+            key: "",
+            line: lineIsStable ? firstLine : nil,
+            message: "repeated key\(distinct.count == 1 ? "" : "s") in one mapping: \(distinct.joined(separator: ", ")) (each key may appear once)"
+        )
     }
 
     private static func parseBackends(_ node: Node?, reader: YAMLReader, baseDirectory: String) -> [BackendConfiguration] {

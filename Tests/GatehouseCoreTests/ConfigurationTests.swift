@@ -198,6 +198,32 @@ struct ConfigurationTests {
         #expect(errors.contains { $0.key == key }, "\(errors)")
     }
 
+    /// Repeated keys are refused by Yams before our reader runs; its message quoted the whole
+    /// file (values included) and, with a non-scalar key among them, named a different line
+    /// from one parse to the next (fuzz finding yaml-duplicate-keys).
+    @Test func repeatedKeysNameTheKeysButNotTheFile() throws {
+        let plain = try #require(throws: ConfigurationErrors.self) {
+            try Configuration.parse(yaml: "realm: a\nlisten: 127.0.0.1:9180\nrealm: top-secret-value\n")
+        }.errors
+        #expect(plain.count == 1)
+        #expect(plain.first?.line == 1, "the first occurrence")
+        #expect(plain.first?.message == "repeated key in one mapping: \"realm\" (each key may appear once)")
+        #expect(!plain.description.contains("top-secret-value"))
+
+        let finding = "b: 1\n? [a]\n: x\nb: 2\n? [a]\n: y\nc: 1\nc: 2\n"
+        var seen: Set<String> = []
+        for _ in 0..<40 {
+            let errors = try #require(throws: ConfigurationErrors.self) { try Configuration.parse(yaml: finding) }.errors
+            seen.insert(errors.map(\.description).joined(separator: "\n"))
+        }
+        #expect(seen == ["repeated keys in one mapping: \"b\", \"c\", (a key that is not a string) (each key may appear once)"])
+
+        let tagged = try #require(throws: ConfigurationErrors.self) {
+            try Configuration.parse(yaml: "1: x\n1: y\n\"1\": a\n\"1\": b\n")
+        }.errors
+        #expect(tagged.first?.line == nil, "1 and \"1\" tie in Yams' order, so no line is named")
+    }
+
     @Test(arguments: [("500ms", 500), ("10s", 10_000), ("5m", 300_000), ("1h", 3_600_000)])
     func durations(text: String, milliseconds: Int64) throws {
         try Self.withFiles { directory in

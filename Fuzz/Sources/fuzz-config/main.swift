@@ -67,11 +67,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             violation("\(shown(yaml)) rendered as\n\(rendered)\nis refused: \(error)")
         }
     case (.failure(let a), .failure(let b)):
-        // Known finding `yaml-duplicate-keys` (see README): Yams names the line of a duplicated
-        // key chosen in Dictionary order when one of the duplicated keys is not a scalar.
-        let duplicates = "not valid YAML: Parser: expected all keys to be unique"
-        let bothDuplicates = a.errors.count == 1 && b.errors.count == 1 && a.errors[0].message.hasPrefix(duplicates) && b.errors[0].message.hasPrefix(duplicates)
-        invariant(a.errors == b.errors || (isKnown("yaml-duplicate-keys") && bothDuplicates), "two parses of \(shown(yaml)) fail differently:\n\(a)\n\(b)")
+        // Was finding `yaml-duplicate-keys` (fixed): Yams named the line of a repeated key in
+        // Dictionary order when one of the repeated keys was not a scalar.
+        invariant(a.errors == b.errors, "two parses of \(shown(yaml)) fail differently:\n\(a)\n\(b)")
         invariant(!a.errors.isEmpty, "\(shown(yaml)) is refused without an error")
         for error in a.errors {
             if let line = error.line { invariant(line >= 0 && line <= lineCount + 1, "error on line \(line) of \(lineCount): \(error)") }
