@@ -3,8 +3,10 @@
 
 /// The parsed contents of an Apache `AuthGroupFile`: `group: user1 user2 …` per line.
 ///
-/// A group may span several lines; its members are the union. Group and user names are
-/// compared exactly, as Apache does.
+/// A group may span several lines; its members are the union. Names are Swift strings, so
+/// they compare by canonical equivalence (`\u{212A}elly`, with a Kelvin sign, is `Kelly`);
+/// Apache compares bytes. The htpasswd backend asks for the groups of the name its password
+/// file spells, so a look-alike login gets the groups of the entry it matched, no more.
 public struct HtgroupsFile: Sendable {
     /// For each user, the groups that list it.
     public let groupsByUser: [String: Set<String>]

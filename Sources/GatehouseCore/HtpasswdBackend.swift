@@ -73,7 +73,7 @@ public final class HtpasswdBackend: CredentialBackend {
 
     public func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult {
         try await threadPool.runIfActive {
-            let (hash, groups) = self.lookUp(credentials.user)
+            let (name, hash, groups) = self.lookUp(credentials.user)
             guard let hash else { return .unknownUser }
             guard hash != .locked else {
                 // As slow as a wrong password: a fast answer would tell that the name exists.
@@ -81,15 +81,15 @@ public final class HtpasswdBackend: CredentialBackend {
                 return .rejected(reason: "account locked in \(self.passwordPath)")
             }
             guard hash.verify(credentials.password) else { return .rejected(reason: "wrong password") }
-            return .authenticated(Identity(user: credentials.user, groups: groups, backend: self.name))
+            return .authenticated(Identity(user: name, groups: groups, backend: self.name))
         }
     }
 
     public func identity(of user: String) async throws -> Identity? {
         try await threadPool.runIfActive {
-            let (hash, groups) = self.lookUp(user)
+            let (name, hash, groups) = self.lookUp(user)
             guard hash != nil else { return nil }
-            return Identity(user: user, groups: groups, backend: self.name)
+            return Identity(user: name, groups: groups, backend: self.name)
         }
     }
 
@@ -157,8 +157,16 @@ public final class HtpasswdBackend: CredentialBackend {
         )
     }
 
-    private func lookUp(_ user: String) -> (PasswordHash?, [String]) {
+    /// The entry for `user`, under the name the file spells it. Swift compares strings by
+    /// canonical equivalence, so `\u{212A}elly` (Kelvin sign) finds the entry `Kelly`; the
+    /// identity then carries the file's `Kelly`, as an AD login `alice@corp` becomes the
+    /// directory's `alice`, and X-Auth-User never shows a look-alike spelling.
+    private func lookUp(_ user: String) -> (name: String, hash: PasswordHash?, groups: [String]) {
         reloadIfChanged()
-        return state.withLockedValue { ($0.passwords.entries[user], $0.groups.groups(of: user)) }
+        return state.withLockedValue {
+            guard let index = $0.passwords.entries.index(forKey: user) else { return (user, nil, []) }
+            let (name, hash) = $0.passwords.entries[index]
+            return (name, hash, $0.groups.groups(of: name))
+        }
     }
 }

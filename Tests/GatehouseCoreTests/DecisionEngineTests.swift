@@ -24,7 +24,8 @@ struct DecisionEngineTests {
             _ = try tool(["htpasswd", "-b5", passwords.path, "pusher", "pusher-pw"])
             _ = try tool(["htpasswd", "-bm", passwords.path, "locked", "locked-pw"])
             try write((try String(contentsOf: passwords, encoding: .utf8)).replacingOccurrences(of: "locked:", with: "locked:!"), to: passwords)
-            try write("pushers: pusher\n", to: groups)
+            _ = try tool(["htpasswd", "-b5", passwords.path, "Kelly", "kelly-pw"])
+            try write("pushers: pusher Kelly\n", to: groups)
             var configuration = Configuration.embeddedDefaults(htpasswd: passwords.path, groups: groups.path)
             if let policies { configuration.policies = policies }
             engine = try DecisionEngine(configuration: configuration, logger: Logger(label: "test"))
@@ -55,6 +56,19 @@ struct DecisionEngineTests {
         #expect(delete.status == 403)
         let catalog = await fixture.decide("pusher", "pusher-pw", uri: "/v2/_catalog")
         #expect(catalog.status == 403)
+    }
+
+    /// `\u{212A}elly` (Kelvin sign) is canonically equivalent to `Kelly`, so Swift's string
+    /// lookup finds Kelly's entry. The password must still be Kelly's, and what reaches the
+    /// upstream is the file's spelling, never a look-alike.
+    @Test func lookAlikeLoginsCarryTheFilesSpelling() async throws {
+        let fixture = try Fixture()
+        let kelvin = "\u{212A}elly"
+        let push = await fixture.decide(kelvin, "kelly-pw", method: "PUT", uri: "/v2/team/app/manifests/1")
+        #expect(push.status == 200 && push.groups == ["pushers"])
+        #expect(push.user.map { Array($0.utf8) } == Array("Kelly".utf8), "X-Auth-User is the file's Kelly, not \(push.user.debugDescription)")
+        let wrong = await fixture.decide(kelvin, "pusher-pw", uri: "/v2/team/app/manifests/1")
+        #expect(wrong.status == 401)
     }
 
     @Test func anonymousIsChallengedEspeciallyAtLogin() async throws {
