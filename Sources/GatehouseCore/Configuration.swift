@@ -78,6 +78,11 @@ public struct LockoutConfiguration: Sendable, Equatable {
     public var window: Duration = .seconds(300)
 
     public init() {}
+
+    public init(maxFailures: Int, window: Duration) {
+        self.maxFailures = maxFailures
+        self.window = window
+    }
 }
 
 /// `log:` — level and format of the process log and the audit lines.

@@ -71,6 +71,31 @@ struct LockoutTests {
         #expect(engine.lockout.lockReason(users: ["alice"], address: "198.51.100.7") == nil)
     }
 
+    /// A spray of distinct names fills the table; making room must not lift a lockout or
+    /// reset a count that is close to one. Emptying the table did both.
+    @Test func aFloodOfNamesDoesNotLiftLockouts() {
+        let tracker = LockoutTracker(configuration: LockoutConfiguration(maxFailures: 3, window: .seconds(60)), maximumKeys: 1000)
+        for _ in 0..<3 { tracker.recordFailure(users: ["alice"], address: nil) }
+        for _ in 0..<2 { tracker.recordFailure(users: ["bob"], address: nil) }
+        #expect(tracker.lockReason(users: ["alice"], address: nil) != nil)
+        for index in 0..<5000 { tracker.recordFailure(users: ["spray-\(index)"], address: nil) }
+        #expect(tracker.lockReason(users: ["alice"], address: nil) != nil, "alice stays locked out")
+        tracker.recordFailure(users: ["bob"], address: nil)
+        #expect(tracker.lockReason(users: ["bob"], address: nil) != nil, "bob's two failures were kept")
+    }
+
+    /// One IPv6 client holds a /64 and could use a fresh address for every guess.
+    @Test func ipv6AddressesCountPerSlash64() {
+        let tracker = LockoutTracker(configuration: LockoutConfiguration(maxFailures: 3, window: .seconds(60)))
+        for host in 1...3 { tracker.recordFailure(users: ["u\(host)"], address: "2001:db8:1:2::\(host)") }
+        #expect(tracker.lockReason(users: ["bob"], address: "2001:db8:1:2:aaaa:bbbb:cccc:dddd") != nil)
+        #expect(tracker.lockReason(users: ["bob"], address: "2001:db8:1:3::1") == nil, "the next /64 is another client")
+        #expect(LockoutTracker.addressKey("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64")
+        #expect(LockoutTracker.addressKey("::ffff:192.0.2.9") == "192.0.2.9")
+        #expect(LockoutTracker.addressKey("192.0.2.9") == "192.0.2.9")
+        #expect(LockoutTracker.addressKey("unix") == "unix")
+    }
+
     @Test func zeroTurnsLockoutOff() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
