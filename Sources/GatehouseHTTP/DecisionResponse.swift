@@ -25,7 +25,7 @@ enum DecisionResponse {
         if decision.outcome == .allow {
             if let user = decision.user {
                 headers[Self.user] = headerSafe(user)
-                headers[Self.groups] = headerSafe(decision.groups.joined(separator: ","))
+                headers[Self.groups] = headerSafe(decision.groups.map(listItem).joined(separator: ","))
             }
             if let backend = decision.backend { headers[Self.backend] = backend }
         }
@@ -37,6 +37,22 @@ enum DecisionResponse {
             body = ResponseBody(byteBuffer: ByteBuffer(string: DecisionExplanation(decision).json() + "\n"))
         }
         return Response(status: HTTPResponse.Status(code: decision.status), headers: headers, body: body)
+    }
+
+    /// One group of the comma-separated `X-Auth-Groups`: `%` and `,` are percent-encoded, so
+    /// that a group named `ops,admins` (an AD cn may hold a comma) does not read as `admins`
+    /// upstream. Other names pass unchanged.
+    static func listItem(_ group: String) -> String {
+        guard group.utf8.contains(where: { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "%") }) else { return group }
+        var encoded = ""
+        for scalar in group.unicodeScalars {
+            switch scalar {
+            case "%": encoded += "%25"
+            case ",": encoded += "%2C"
+            default: encoded.unicodeScalars.append(scalar)
+            }
+        }
+        return encoded
     }
 
     /// Header values carry no control characters, whatever a client managed to put in a name.

@@ -27,7 +27,7 @@ struct AuthEndpointTests {
             try Data("reader:{SHA}\(Self.sha("reader-pw"))\npusher:{SHA}\(Self.sha("pusher-pw"))\njörg:{SHA}\(Self.sha("jörg-pw"))\n".utf8)
                 .write(to: URL(fileURLWithPath: passwords))
             let groups = directory.appendingPathComponent("htgroups").path
-            try Data("pushers: pusher jörg\nreaders: reader\n".utf8).write(to: URL(fileURLWithPath: groups))
+            try Data("pushers: pusher jörg\nreaders: reader\nops,admins: jörg\n100%: jörg\n".utf8).write(to: URL(fileURLWithPath: groups))
             configuration = Configuration.embeddedDefaults(htpasswd: passwords, groups: groups)
             configuration.listen = .tcp(host: "127.0.0.1", port: 0)
             configuration.realm = "Registry"
@@ -220,6 +220,21 @@ struct AuthEndpointTests {
             try await client.execute(uri: "/auth", method: .get, headers: Self.headers(user: "jörg", password: "jörg-pw", method: "PUT", uri: "/v2/a/manifests/1")) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[Self.user] == "jörg")
+            }
+        }
+    }
+
+    /// A group name may contain a comma (an AD cn can; so can an htgroups name). Upstream apps
+    /// split X-Auth-Groups at commas, so a group `ops,admins` must not read as `admins`.
+    @Test func groupNamesWithCommasStayOneGroup() async throws {
+        let fixture = try Fixture()
+        try await fixture.application().test(.router) { client in
+            try await client.execute(uri: "/auth", method: .get, headers: Self.headers(user: "jörg", password: "jörg-pw", method: "PUT", uri: "/v2/a/manifests/1")) { response in
+                #expect(response.status == .ok)
+                let groups = response.headers[Self.groups] ?? ""
+                #expect(groups == "100%25,ops%2Cadmins,pushers")
+                #expect(!groups.split(separator: ",").contains("admins"))
+                #expect(groups.split(separator: ",").map { $0.removingPercentEncoding } == ["100%", "ops,admins", "pushers"])
             }
         }
     }
