@@ -90,9 +90,9 @@
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-KIT=$REPO/nginx
-GATEHOUSE_BIN=${GATEHOUSE_BIN:-.build/release/gatehouse}
-case $GATEHOUSE_BIN in /*) ;; *) GATEHOUSE_BIN=$REPO/$GATEHOUSE_BIN ;; esac
+# shellcheck source=../lib/common.sh
+. "$REPO/Tests/lib/common.sh"
+gatehouse_bin .build/release/gatehouse
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2s}
@@ -105,13 +105,11 @@ case $LOG_LEVEL in trace | debug | info) AUDIT=1 ;; *) AUDIT=0 ;; esac # audit l
 CONNS=32
 SCENARIOS="p0 basic cached wrong ldap"
 
+# not a test: no ok/not ok counts, a failed set-up is said on stderr
 die() { echo "fast-path-bench: $*" >&2; exit 1; }
-now() { date +%s.%N; }
 
 [ "$(id -u)" = 0 ] || die "run as root"
-for tool in nginx wrk curl python3 htpasswd ss slapd ldapwhoami ldapadd setsid base64; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool"
-done
+need_tools nginx wrk curl python3 htpasswd ss slapd ldapwhoami ldapadd setsid base64
 [ -x "$GATEHOUSE_BIN" ] || die "no gatehouse binary at $GATEHOUSE_BIN (set GATEHOUSE_BIN)"
 case $ROUNDS in '' | *[!0-9]* | 0) die "ROUNDS must be a positive integer" ;; esac
 case $TIMING_SAMPLES in '' | *[!0-9]* | 0) die "TIMING_SAMPLES must be a positive integer" ;; esac
@@ -120,23 +118,19 @@ case $FILL_USERS in '' | *[!0-9]* | 0) die "FILL_USERS must be a positive intege
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 2048 ] || die "ulimit -n is $(ulimit -n); need 2048+"
 
-T=$(mktemp -d /tmp/gatehouse-bench.XXXXXX) || die "mktemp"
-chmod 755 "$T"
 NGX_PID= G1_PID= G2_PID= G3_PID= LDAP_DIR=
 cleanup() {
-    local pid
-    for pid in $NGX_PID $G1_PID $G2_PID $G3_PID; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in $NGX_PID $G1_PID $G2_PID $G3_PID; do wait "$pid" 2>/dev/null; done
-    [ -n "$LDAP_DIR" ] && bash "$REPO/Tests/Fixtures/slapd.sh" stop "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "# kept $T"; else rm -rf "$T"; fi
+    stop_all "$NGX_PID" "$G1_PID" "$G2_PID" "$G3_PID"
+    [ -n "$LDAP_DIR" ] && slapd_fixture stop
+    remove_tmp "# kept"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_tmp bench
+chmod 755 "$T"
 
-mkdir -p "$T"/{bin,logs,wrk,g1,g2,g3,nginx/conf,nginx/logs,nginx/tmp} || die "mkdir"
-cp "$GATEHOUSE_BIN" "$T/bin/gatehouse" || die "copy gatehouse"
-GH=$T/bin/gatehouse
+mkdir -p "$T"/{logs,wrk,g1,g2,g3} || die "mkdir"
+N=$T/nginx
+nginx_dir "$N"
+copy_gatehouse
 HZ=$(getconf CLK_TCK)
 
 echo "# fast-path-bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg) at start"
@@ -144,15 +138,8 @@ echo "# gatehouse: $GATEHOUSE_BIN ($(stat -c %y "$GATEHOUSE_BIN" | cut -d. -f1))
 echo "# settings: DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP wrk -t$THREADS -c$CONNS; nginx worker_processes=$NGINX_WORKERS; LOG_LEVEL=$LOG_LEVEL; ulimit -n $(ulimit -n)"
 
 # ------------------------------------------------------------------ helpers
-read -r P_N0 P_NB P_NG P_NL P_G1 P_G2 P_G3 < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(7)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-') || die "no free ports"
+read -r P_N0 P_NB P_NG P_NL P_G1 P_G2 P_G3 < <(free_ports 7) || die "no free ports"
 
-b64() { printf '%s' "$1" | base64 -w0; }
 # ticks PID...: utime+stime clock ticks summed over the processes ("-" without a PID)
 ticks() {
     [ $# -gt 0 ] || { echo -; return; }
@@ -181,15 +168,6 @@ audit_counts() {
         awk '{ n++ } /cached=false/ && !/failed recently \(cached\)/ { v++ } END { printf "%d %d", n, v }'
 }
 errlines() { wc -l <"$T/nginx/logs/error.log" 2>/dev/null || echo 0; }
-wait_http() { # URL [want status]: until the URL answers (with that status)
-    local i code
-    for i in $(seq 1 100); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1")
-        if [ -n "${2:-}" ]; then [ "$code" = "$2" ] && return 0; else [ "$code" != 000 ] && return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 # status URL [USER:PW] [curl args...]: the HTTP status
 status() {
     local url=$1 creds=${2:-}
@@ -214,18 +192,12 @@ grep -q '^bench:\$2[aby]\$10\$' "$T/g1/htpasswd" || die "G1 htpasswd is not bcry
 
 LDAP_DIR=$T/ldap
 t0=$(now)
-bash "$REPO/Tests/Fixtures/slapd.sh" start "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null ||
-    { tail -20 "$T/logs/slapd-fixture.log" >&2; die "slapd fixture did not start"; }
-ldap_env() { sed -n "s/^$1=//p" "$LDAP_DIR/env"; }
+slapd_fixture start || { tail -20 "$T/logs/slapd-fixture.log" >&2; die "slapd fixture did not start"; }
 SLAPD_PID=$(ldap_env SLAPD_PID)
 echo "# slapd: $(ldap_env LDAPS_URL) pid $SLAPD_PID (fixture start $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s)"
 
 # ------------------------------------------------------------------ Gatehouse configurations
-POLICY='policies:
-  registry:
-    type: registry
-    rules:
-      - {users: ["*"], allow: [pull]}'
+POLICY=$(registry_policy_yaml '{users: ["*"], allow: [pull]}')
 cat >"$T/g1/gatehouse.yaml" <<EOF
 listen: 127.0.0.1:$P_G1
 realm: Registry
@@ -244,16 +216,7 @@ realm: Registry
 trusted_proxies: [127.0.0.1/32]
 default_policy: registry
 backends:
-  - name: corp
-    type: ldap
-    preset: openldap
-    urls: [$(ldap_env LDAPS_URL)]
-    ca_file: $(ldap_env CA_FILE)
-    bind_dn: $(ldap_env BIND_DN)
-    bind_password_file: $(ldap_env BIND_PASSWORD_FILE)
-    base_dn: $(ldap_env BASE_DN)
-    pool_size: 4
-    timeout: 5s
+$(ldap_backend_yaml)
 cache: {max_entries: 0}
 log: {level: $LOG_LEVEL, format: text}
 $POLICY
@@ -278,49 +241,32 @@ done
 G1_PID=$!
 "$GH" serve --config "$T/g2/gatehouse.yaml" >>"$T/logs/g2.log" 2>&1 &
 G2_PID=$!
-wait_http "http://127.0.0.1:$P_G1/readyz" 200 || { tail "$T/logs/g1.log" >&2; die "G1 did not become ready"; }
-wait_http "http://127.0.0.1:$P_G2/readyz" 200 || { tail "$T/logs/g2.log" >&2; die "G2 (ldap) did not become ready"; }
+wait_for 10 http_answers "http://127.0.0.1:$P_G1/readyz" 200 || { tail "$T/logs/g1.log" >&2; die "G1 did not become ready"; }
+wait_for 10 http_answers "http://127.0.0.1:$P_G2/readyz" 200 || { tail "$T/logs/g2.log" >&2; die "G2 (ldap) did not become ready"; }
 RSS_START=$(vm "$G1_PID" VmRSS)
 
 # ------------------------------------------------------------------ nginx
-N=$T/nginx
-# kit_copy FILE DST SED N: copy nginx/FILE changing exactly N lines, all of them upstream/server/proxy_pass
-kit_copy() {
-    local changed bad
-    sed "$3" "$KIT/$1" >"$2"
-    changed=$(diff "$KIT/$1" "$2" | grep -c '^<')
-    bad=$(diff "$KIT/$1" "$2" | grep '^<' | grep -Ev '^< *(upstream|server|proxy_pass) ')
-    [ "$changed" = "$4" ] && [ -z "$bad" ] || { diff "$KIT/$1" "$2" >&2; die "copy of nginx/$1: expected $4 changed line(s), got $changed"; }
+# kit_copy_exactly FILE DST SED N: copy nginx/FILE changing exactly N lines, all of them upstream/server/proxy_pass
+kit_copy_exactly() {
+    kit_copy "$1" "$2" "$3"
+    kit_only "$4" 'upstream|server|proxy_pass' ||
+        { printf '%s\n' "$KIT_DIFF" >&2; die "copy of nginx/$1: expected $4 changed line(s), got $KIT_CHANGED"; }
 }
-kit_copy gatehouse-upstream.conf "$N/conf/gatehouse-upstream.conf" "s#server 127\.0\.0\.1:9180;#server 127.0.0.1:$P_G1;#" 1
-kit_copy gatehouse-upstream.conf "$N/conf/gatehouse-upstream-ldap.conf" "
+kit_copy_exactly gatehouse-upstream.conf "$N/conf.d/gatehouse-upstream.conf" "s#server 127\.0\.0\.1:9180;#server 127.0.0.1:$P_G1;#" 1
+kit_copy_exactly gatehouse-upstream.conf "$N/conf.d/gatehouse-upstream-ldap.conf" "
 s#^upstream gatehouse {#upstream gatehouse_ldap {#
 s#server 127\.0\.0\.1:9180;#server 127.0.0.1:$P_G2;#" 2
-kit_copy gatehouse-auth.conf "$N/conf/gatehouse-auth-ldap.conf" "s#proxy_pass http://gatehouse/#proxy_pass http://gatehouse_ldap/#" 1
+kit_copy_exactly gatehouse-auth.conf "$N/conf.d/gatehouse-auth-ldap.conf" "s#proxy_pass http://gatehouse/#proxy_pass http://gatehouse_ldap/#" 1
 
 OK_LOCATION='location @ok { return 200 "ok"; }'
-cat >"$N/nginx.conf" <<EOF
-user $(id -un) $(id -gn);
-worker_processes $NGINX_WORKERS;
-worker_rlimit_nofile 16384;
-pid $N/nginx.pid;
-error_log $N/logs/error.log error;
-events {
-    worker_connections 4096;
-}
-http {
-    client_body_temp_path $N/tmp/client_body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
+nginx_conf "$N" "$(id -un) $(id -gn)" "$NGINX_WORKERS" 4096 error "worker_rlimit_nofile 16384" <<EOF
     default_type text/plain;
     access_log off;
     keepalive_requests 1000000;
     root $N/html;
 
-    include $N/conf/gatehouse-upstream.conf;        # nginx/gatehouse-upstream.conf, address changed
-    include $N/conf/gatehouse-upstream-ldap.conf;   # the same, upstream gatehouse_ldap
+    include $N/conf.d/gatehouse-upstream.conf;        # nginx/gatehouse-upstream.conf, address changed
+    include $N/conf.d/gatehouse-upstream-ldap.conf;   # the same, upstream gatehouse_ldap
 
     # p0: no authentication
     server {
@@ -354,7 +300,7 @@ http {
     server {
         listen 127.0.0.1:$P_NL;
         set \$gatehouse_policy registry;
-        include $N/conf/gatehouse-auth-ldap.conf;   # nginx/gatehouse-auth.conf, proxy_pass to gatehouse_ldap
+        include $N/conf.d/gatehouse-auth-ldap.conf;   # nginx/gatehouse-auth.conf, proxy_pass to gatehouse_ldap
         location /v2/ {
             auth_request /_gatehouse_auth;
             include $KIT/gatehouse-identity.conf;
@@ -362,13 +308,11 @@ http {
         }
         $OK_LOCATION
     }
-}
 EOF
-nginx -t -q -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" >"$T/logs/nginx-t.log" 2>&1 ||
-    { cat "$T/logs/nginx-t.log" >&2; die "nginx -t"; }
-nginx -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" -g 'daemon off;' &
+nginx_check "$N" || { printf '%s\n' "$NGINX_OUT" >&2; die "nginx -t"; }
+nginx_start "$N"
 NGX_PID=$!
-wait_http "http://127.0.0.1:$P_N0/v2/" 200 || { tail "$N/logs/error.log" >&2; die "nginx did not start"; }
+wait_for 10 http_answers "http://127.0.0.1:$P_N0/v2/" 200 || { tail "$N/logs/error.log" >&2; die "nginx did not start"; }
 echo "# ports: nginx p0=$P_N0 basic=$P_NB gatehouse=$P_NG ldap=$P_NL; G1=$P_G1 G2=$P_G2 G3=$P_G3; nginx workers: $(nginx_workers)"
 
 # ------------------------------------------------------------------ scenarios
@@ -565,7 +509,7 @@ echo "# memory: G1 VmRSS start $(mb "$RSS_START") MB; after the load $(mb "$RSS_
 echo "# timing: G3 directly (bcrypt 10, no cache, lockout 3 in 10m), $TIMING_SAMPLES interleaved curl samples per kind"
 "$GH" serve --config "$T/g3/gatehouse.yaml" >>"$T/logs/g3.log" 2>&1 &
 G3_PID=$!
-wait_http "http://127.0.0.1:$P_G3/healthz" 200 || { tail "$T/logs/g3.log" >&2; die "G3 did not start"; }
+wait_for 10 http_answers "http://127.0.0.1:$P_G3/healthz" 200 || { tail "$T/logs/g3.log" >&2; die "G3 did not start"; }
 G3=http://127.0.0.1:$P_G3/auth
 # sample KIND N USER:PW IP: one timed request, recorded as "KIND IP STATUS SECONDS"
 sample() {

@@ -28,56 +28,34 @@
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-GATEHOUSE_BIN=${GATEHOUSE_BIN:-.build/debug/gatehouse}
-case $GATEHOUSE_BIN in /*) ;; *) GATEHOUSE_BIN=$REPO/$GATEHOUSE_BIN ;; esac
+# shellcheck source=../lib/common.sh
+. "$REPO/Tests/lib/common.sh"
+gatehouse_bin .build/debug/gatehouse
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-2000}
 IDLE_TIMEOUT_EXPECTED=${IDLE_TIMEOUT_EXPECTED:-2}
 export IDLE_TIMEOUT_EXPECTED IDLE_CONNECTIONS
 
-PASSED=0
-FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
-diag() { sed 's/^/#   /' | tail -n "${1:-15}"; }
-die() { not_ok "setup: $*"; echo "$PASSED passed, $FAILED failed"; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-
-for tool in python3 htpasswd curl; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool"
-done
+need_tools python3 htpasswd curl
 [ -x "$GATEHOUSE_BIN" ] || die "no gatehouse binary at $GATEHOUSE_BIN (set GATEHOUSE_BIN)"
 case $IDLE_TIMEOUT_EXPECTED in
     *[!0-9]* | '') die "IDLE_TIMEOUT_EXPECTED must be whole seconds (0: not asserted), not '$IDLE_TIMEOUT_EXPECTED'" ;;
 esac
 START=$(now)
 
-T=$(mktemp -d /tmp/gatehouse-hostile.XXXXXX) || die "mktemp"
 GATE_PID=
 cleanup() {
-    if [ -n "$GATE_PID" ]; then
-        kill -TERM "$GATE_PID" 2>/dev/null
-        wait "$GATE_PID" 2>/dev/null
-    fi
-    [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$T"
+    stop_all "$GATE_PID"
+    remove_tmp
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-cp "$GATEHOUSE_BIN" "$T/gatehouse" || die "copy gatehouse"
+make_tmp hostile
+copy_gatehouse
 GOOD=alice:alice-hostile-pw
 NOPUSH=bob:bob-hostile-pw
 htpasswd -cbB -C 4 "$T/htpasswd" "${GOOD%%:*}" "${GOOD#*:}" 2>/dev/null || die "htpasswd"
 htpasswd -bB -C 4 "$T/htpasswd" "${NOPUSH%%:*}" "${NOPUSH#*:}" 2>/dev/null || die "htpasswd"
 printf 'pushers: %s\n' "${GOOD%%:*}" >"$T/htgroups"
 
-PORT=$(python3 -c '
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-') || die "no free port"
+PORT=$(free_ports 1) || die "no free port"
 
 # Thousands of idle connections need as many descriptors in Gatehouse (systemd units set
 # LimitNOFILE); raise the soft limit for it if the hard limit allows.
@@ -93,33 +71,26 @@ echo "# gatehouse on 127.0.0.1:$PORT; open files limit $(ulimit -Sn); idle timeo
     cat <<EOF
 backends:
   - {name: local, type: htpasswd, file: $T/htpasswd, groups_file: $T/htgroups}
-policies:
-  registry:
-    type: registry
-    rules:
-      - {groups: [pushers], allow: [pull, push]}
-      - {users: ["*"], allow: [pull]}
 EOF
+    registry_policy_yaml
 } >"$T/gatehouse.yaml"
-if out=$("$T/gatehouse" config check --config "$T/gatehouse.yaml" 2>&1); then
+if out=$("$GH" config check --config "$T/gatehouse.yaml" 2>&1); then
     ok "gatehouse config check accepts the configuration (idle_timeout: $([ "$IDLE_TIMEOUT_EXPECTED" = 0 ] && echo 'default' || echo "${IDLE_TIMEOUT_EXPECTED}s"))"
 else
     { cat "$T/gatehouse.yaml"; printf '%s\n' "$out"; } | diag 30
     die "gatehouse config check refuses $T/gatehouse.yaml"
 fi
 
-"$T/gatehouse" serve --config "$T/gatehouse.yaml" >"$T/gatehouse.log" 2>&1 </dev/null &
+"$GH" serve --config "$T/gatehouse.yaml" >"$T/gatehouse.log" 2>&1 </dev/null &
 GATE_PID=$!
-up=
-for _ in $(seq 1 100); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/healthz")" = 200 ]; then
-        up=1
-        break
-    fi
-    kill -0 "$GATE_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$up" ] || { diag <"$T/gatehouse.log"; die "gatehouse did not answer /healthz on port $PORT"; }
+# up_or_gone (for wait_for): Gatehouse answers /healthz (UP=1), or it has exited: stop waiting
+UP=
+up_or_gone() {
+    http_answers "http://127.0.0.1:$PORT/healthz" 200 && { UP=1; return 0; }
+    ! kill -0 "$GATE_PID" 2>/dev/null
+}
+wait_for 10 up_or_gone
+[ -n "$UP" ] || { diag <"$T/gatehouse.log"; die "gatehouse did not answer /healthz on port $PORT"; }
 ok "gatehouse serves /healthz"
 
 # The cases. Their own ok/not ok lines pass straight through; the counts come back in the
@@ -141,13 +112,7 @@ fi
 if kill -0 "$GATE_PID" 2>/dev/null; then
     ok "gatehouse is still running after the hostile input"
     t0=$(now)
-    kill -TERM "$GATE_PID"
-    stopped=
-    for _ in $(seq 1 100); do
-        kill -0 "$GATE_PID" 2>/dev/null || { stopped=1; break; }
-        sleep 0.1
-    done
-    if [ -n "$stopped" ]; then
+    if term_wait "$GATE_PID" 10; then
         wait "$GATE_PID"
         GATE_RC=$?
         GATE_PID=
@@ -174,6 +139,4 @@ if [ "$FAILED" -gt 0 ]; then
     echo "# --- gatehouse.log (tail)"
     diag 10 <"$T/gatehouse.log"
 fi
-[ "${KEEP_TMP:-0}" = 1 ] && echo "# temp dir kept: $T"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -34,44 +34,18 @@
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-KIT=$REPO/nginx
-GATEHOUSE_BIN=${GATEHOUSE_BIN:-.build/debug/gatehouse}
-case $GATEHOUSE_BIN in /*) ;; *) GATEHOUSE_BIN=$REPO/$GATEHOUSE_BIN ;; esac
+# shellcheck source=../lib/common.sh
+. "$REPO/Tests/lib/common.sh"
+gatehouse_bin .build/debug/gatehouse
 
 BACKENDS=${BACKENDS:-htpasswd ldap}
-
-PASSED=0
-FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
-# pass_if STATUS DESC: ok when STATUS is 0
-pass_if() {
-    if [ "$1" = 0 ]; then ok "$2"; else not_ok "$2"; fi
-}
 want() { case " $BACKENDS " in *" $1 "*) return 0 ;; esac; return 1; }
-diag() { sed 's/^/#   /' | tail -n "${1:-15}"; }
-# check DESC EXPECTED ACTUAL
-check_eq() {
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
-# check_match DESC REGEX TEXT
-check_match() {
-    if printf '%s' "$3" | grep -Eq -- "$2"; then ok "$1"; else not_ok "$1"; echo "#   expected to match: $2"; printf '%s\n' "$3" | diag; fi
-}
-check_nomatch() {
-    if printf '%s' "$3" | grep -Eq -- "$2"; then not_ok "$1"; echo "#   must not match: $2"; printf '%s\n' "$3" | diag; else ok "$1"; fi
-}
-die() { not_ok "setup: $*"; echo "$PASSED passed, $FAILED failed"; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 for b in $BACKENDS; do
     case $b in htpasswd | ldap) ;; *) die "BACKENDS: unknown backend '$b' (htpasswd, ldap)" ;; esac
 done
 want htpasswd || want ldap || die "BACKENDS names no backend"
-for tool in nginx docker-registry skopeo openssl curl python3 htpasswd ss; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool"
-done
+need_tools nginx docker-registry skopeo openssl curl python3 htpasswd ss
 if want ldap; then
     for tool in slapd slapadd ldapwhoami ldapadd setsid; do
         command -v "$tool" >/dev/null || die "missing tool for BACKENDS=ldap: $tool (apt-get install slapd ldap-utils)"
@@ -80,40 +54,24 @@ fi
 [ -x "$GATEHOUSE_BIN" ] || die "no gatehouse binary at $GATEHOUSE_BIN (set GATEHOUSE_BIN)"
 START=$(now)
 
-T=$(mktemp -d /tmp/gatehouse-e2e.XXXXXX) || die "mktemp"
-chmod 755 "$T"
 REG_PID= GATE_PID= NGX1_PID= NGX2_PID= LDAP_DIR=
 cleanup() {
-    local pid
-    for pid in $NGX1_PID $NGX2_PID $GATE_PID $REG_PID; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in $NGX1_PID $NGX2_PID $GATE_PID $REG_PID; do
-        wait "$pid" 2>/dev/null
-    done
+    stop_all "$NGX1_PID" "$NGX2_PID" "$GATE_PID" "$REG_PID"
     if [ -n "$LDAP_DIR" ]; then
         # a slapd left stopped (SIGSTOP) by an interrupted run would ignore SIGTERM
         [ -s "$LDAP_DIR/slapd.pid" ] && kill -CONT "$(cat "$LDAP_DIR/slapd.pid")" 2>/dev/null
-        bash "$REPO/Tests/Fixtures/slapd.sh" stop "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null
+        slapd_fixture stop
     fi
-    [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$T"
+    remove_tmp
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_tmp e2e
+chmod 755 "$T"
 
-mkdir -p "$T"/{bin,logs,pki,certs,registry,images,skopeo} || die "mkdir"
-cp "$GATEHOUSE_BIN" "$T/bin/gatehouse" || die "copy gatehouse"
-GH=$T/bin/gatehouse
+mkdir -p "$T"/{logs,pki,certs,registry,images,skopeo} || die "mkdir"
+copy_gatehouse
 
 # ---------------------------------------------------------------- ports, PKI
-read -r P_REG P_GATE P_NGX P_DIRECT P_WIKI P_ECHO P_LBV P_LBF < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(8)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-') || die "no free ports"
+read -r P_REG P_GATE P_NGX P_DIRECT P_WIKI P_ECHO P_LBV P_LBF < <(free_ports 8) || die "no free ports"
 echo "# ports: registry=$P_REG gatehouse=$P_GATE nginx=$P_NGX direct=$P_DIRECT wiki=$P_WIKI echo=$P_ECHO lb-variant=$P_LBV lb-front=$P_LBF"
 
 (
@@ -131,13 +89,9 @@ CURL=(curl -sS --cacert "$T/pki/ca.crt" --max-time 30)
 
 # wait_http URL [CURL ARGS...]: until the URL answers at all (any status)
 wait_http() {
-    local url=$1 i
+    local url=$1
     shift
-    for i in $(seq 1 100); do
-        curl -s -o /dev/null --max-time 2 --cacert "$T/pki/ca.crt" "$@" "$url" && return 0
-        sleep 0.1
-    done
-    return 1
+    wait_for 10 http_answers "$url" "" --cacert "$T/pki/ca.crt" "$@"
 }
 
 # ---------------------------------------------------------------- registry
@@ -178,6 +132,12 @@ pushers: pusher
 registry-admins: admin
 xteam: xuser
 EOF
+# xteam may do nothing under team/, pull and push under x/, pull elsewhere
+RULES=('{groups: [registry-admins], allow: [pull, push, delete, catalog]}'
+    '{groups: [xteam], repositories: ["team/**"], allow: []}'
+    '{groups: [xteam], repositories: ["x/**"], allow: [pull, push]}'
+    '{groups: [pushers], allow: [pull, push]}'
+    '{users: ["*"], allow: [pull]}')
 cat >"$T/gatehouse.yaml" <<EOF
 listen: 127.0.0.1:$P_GATE
 realm: Registry
@@ -185,20 +145,8 @@ trusted_proxies: [127.0.0.1/32, "::1/128"]
 default_policy: registry
 backends:
   - {name: local, type: htpasswd, file: $T/htpasswd, groups_file: $T/htgroups}
-policies:
-  registry:
-    type: registry
-    rules:
-      - {groups: [registry-admins], allow: [pull, push, delete, catalog]}
-      # xteam may do nothing under team/, pull and push under x/, pull elsewhere
-      - {groups: [xteam], repositories: ["team/**"], allow: []}
-      - {groups: [xteam], repositories: ["x/**"], allow: [pull, push]}
-      - {groups: [pushers], allow: [pull, push]}
-      - {users: ["*"], allow: [pull]}
-  wiki:
-    type: http
-    rules:
-      - {users: ["*"], methods: [GET, HEAD], paths: ["/wiki/**"]}
+$(registry_policy_yaml "${RULES[@]}")
+$(wiki_policy_yaml)
 EOF
 "$GH" config check --config "$T/gatehouse.yaml" >"$T/logs/config-check.log" 2>&1 ||
     { diag <"$T/logs/config-check.log"; die "gatehouse config check"; }
@@ -212,13 +160,8 @@ start_gate() {
 }
 # stop_gate: SIGTERM; sets GATE_RC (exit status) and GATE_STOP (seconds)
 stop_gate() {
-    local t0
-    t0=$(now)
-    kill -TERM "$GATE_PID" 2>/dev/null
-    wait "$GATE_PID" 2>/dev/null
-    GATE_RC=$?
-    GATE_STOP=$(elapsed "$t0" "$(now)")
-    GATE_PID=
+    stop_pid "$GATE_PID"
+    GATE_RC=$STOP_RC GATE_STOP=$STOP_SECS GATE_PID=
 }
 # decisions: audit lines so far (one per auth subrequest)
 decisions() { grep -c 'decision=' "$GATE_LOG"; }
@@ -236,31 +179,20 @@ start_gate || { diag <"$T/logs/gatehouse.log"; die "gatehouse did not start"; }
 # subst FILE DST SED-SCRIPT N: copy nginx/FILE, replacing only deployment values
 # (ports, certificate paths, addresses); N = the number of lines that must change
 subst() {
-    local src=$KIT/$1 dst=$2 changed bad
-    sed "$3" "$src" >"$dst"
-    changed=$(diff "$src" "$dst" | grep -c '^<')
-    bad=$(diff "$src" "$dst" | grep '^<' | grep -Ev '^< +(listen|server|ssl_certificate|ssl_certificate_key|proxy_pass|set_real_ip_from) ')
-    if [ -z "$bad" ] && [ "$changed" -eq "$4" ]; then
-        ok "copy of nginx/$1 differs only in $changed deployment lines (ports, certificates, addresses)"
+    kit_copy "$1" "$2" "$3"
+    if kit_only "$4" 'listen|server|ssl_certificate|ssl_certificate_key|proxy_pass|set_real_ip_from'; then
+        ok "copy of nginx/$1 differs only in $KIT_CHANGED deployment lines (ports, certificates, addresses)"
     else
-        not_ok "copy of nginx/$1 differs only in deployment lines (changed $changed, expected $4)"
-        diff "$src" "$dst" | diag
+        not_ok "copy of nginx/$1 differs only in deployment lines (changed $KIT_CHANGED, expected $4)"
+        printf '%s\n' "$KIT_DIFF" | diag
     fi
 }
 NGX_USER="$(id -un) $(id -gn)"
-prepare_nginx_dir() {
-    local d=$1
-    mkdir -p "$d"/{conf.d,logs,tmp/client_body,tmp/proxy,tmp/fastcgi,tmp/uwsgi,tmp/scgi}
-    ln -s "$KIT" "$d/snippets"
-}
+# nginx_http_common DIR: the start of both instances' http {} body (the access log shows which
+# user the gate passed upstream)
 nginx_http_common() {
     local d=$1
     cat <<EOF
-    client_body_temp_path $d/tmp/client_body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
     default_type application/octet-stream;
     log_format e2e '\$remote_addr gate_user=\$gatehouse_user "\$request" \$status \$body_bytes_sent \$request_time';
     access_log $d/logs/access.log e2e;
@@ -268,8 +200,8 @@ EOF
 }
 N1=$T/n1
 N2=$T/n2
-prepare_nginx_dir "$N1"
-prepare_nginx_dir "$N2"
+nginx_dir "$N1"
+nginx_dir "$N2"
 KEY=$T/pki/server.key CRT=$T/pki/server.crt
 
 subst gatehouse-upstream.conf "$N1/conf.d/gatehouse-upstream.conf" "s#server 127\.0\.0\.1:9180;#server 127.0.0.1:$P_GATE;#" 1
@@ -291,15 +223,7 @@ s#server 127\.0\.0\.1:5000;#server 127.0.0.1:$P_REG;#" 3
 
 # Instance 1: registry.conf + webapp.conf, plus test-only servers: an echo
 # upstream for the web app and the same registry without Gatehouse (baseline).
-cat >"$N1/nginx.conf" <<EOF
-user $NGX_USER;
-worker_processes 2;
-pid $N1/nginx.pid;
-error_log $N1/logs/error.log notice;
-events {
-    worker_connections 512;
-}
-http {
+nginx_conf "$N1" "$NGX_USER" 2 512 notice <<EOF
 $(nginx_http_common "$N1")
     include conf.d/gatehouse-upstream.conf;
     include conf.d/registry.conf;
@@ -338,21 +262,12 @@ $(nginx_http_common "$N1")
             proxy_read_timeout 900;
         }
     }
-}
 EOF
 
 # Instance 2: registry-behind-lb.conf, plus a test-only "load balancer" that
 # terminates TLS and sets X-Forwarded-For (a simulated client 192.0.2.10) and
 # X-Forwarded-Proto, like an ELB in HTTPS mode.
-cat >"$N2/nginx.conf" <<EOF
-user $NGX_USER;
-worker_processes 1;
-pid $N2/nginx.pid;
-error_log $N2/logs/error.log notice;
-events {
-    worker_connections 256;
-}
-http {
+nginx_conf "$N2" "$NGX_USER" 1 256 notice <<EOF
 $(nginx_http_common "$N2")
     include conf.d/gatehouse-upstream.conf;
     include conf.d/registry-behind-lb.conf;
@@ -372,22 +287,20 @@ $(nginx_http_common "$N2")
             proxy_read_timeout 900;
         }
     }
-}
 EOF
 
 for n in 1 2; do
     d=$T/n$n
-    out=$(nginx -t -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" 2>&1)
-    if [ $? -eq 0 ]; then
+    if nginx_check "$d"; then
         ok "nginx -t accepts instance $n ($(cd "$d/conf.d" && echo *.conf | sed 's/ /, /g'), snippets/gatehouse-auth.conf, snippets/gatehouse-identity.conf)"
     else
         not_ok "nginx -t accepts instance $n"
-        printf '%s\n' "$out" | diag
+        printf '%s\n' "$NGINX_OUT" | diag
     fi
 done
-nginx -p "$N1" -e "$N1/logs/error.log" -c "$N1/nginx.conf" -g 'daemon off;' &
+nginx_start "$N1"
 NGX1_PID=$!
-nginx -p "$N2" -e "$N2/logs/error.log" -c "$N2/nginx.conf" -g 'daemon off;' &
+nginx_start "$N2"
 NGX2_PID=$!
 wait_http "https://127.0.0.1:$P_NGX/v2/" || { diag <"$N1/logs/error.log"; die "nginx 1 did not start"; }
 wait_http "https://127.0.0.1:$P_LBF/v2/" || { diag <"$N2/logs/error.log"; die "nginx 2 did not start"; }
@@ -755,32 +668,15 @@ htpasswd_scenarios() {
 # throwaway OpenLDAP (Tests/Fixtures/slapd.sh, its README lists the entries): alice
 # (groups pushers, readers), bob (auditors, developers), carol (no group).
 LDAP_ALICE=alice:alice-pw LDAP_BOB=bob:bob-pw LDAP_CAROL=carol:carol-pw
-ldap_env() { sed -n "s/^$1=//p" "$LDAP_DIR/env"; }
 # slapd_start: (re)start the fixture's slapd in LDAP_DIR (new ports, new CA, same
-# entries); sets SLAPD_START (seconds). slapd must inherit none of our descriptors.
+# entries); sets SLAPD_START (seconds).
 slapd_start() {
     local t0
     t0=$(now)
-    bash "$REPO/Tests/Fixtures/slapd.sh" start "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null || return 1
+    slapd_fixture start || return 1
     SLAPD_START=$(elapsed "$t0" "$(now)")
 }
-slapd_stop() { bash "$REPO/Tests/Fixtures/slapd.sh" stop "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null; }
 slapd_lines() { wc -l <"$LDAP_DIR/slapd.log"; }
-# slapd_same_ports: start slapd again on the ports and with the CA it had (what a
-# directory server's own restart looks like; the fixture always picks new ports)
-slapd_same_ports() {
-    local i
-    setsid slapd -d 256 -h "$(ldap_env LDAP_URL)/ $(ldap_env LDAPS_URL)/" -f "$LDAP_DIR/slapd.conf" \
-        </dev/null >/dev/null 2>>"$LDAP_DIR/slapd.log" &
-    for i in $(seq 1 100); do
-        LDAPNOINIT=1 ldapwhoami -x -o nettimeout=2 -H "$(ldap_env LDAP_URL)" -D "$(ldap_env BIND_DN)" \
-            -y "$(ldap_env BIND_PASSWORD_FILE)" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
-# proc_cpu PID: user + system CPU seconds of a process
-proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 # http_status USER:PW CURL-ARGS... URL: the HTTP status only
 http_status() {
     local creds=$1
@@ -790,6 +686,9 @@ http_status() {
 # write_ldap_config: the Gatehouse configuration for the slapd described by LDAP_DIR/env.
 # The credential cache is off here: these checks are about what the directory answers, and a
 # cached success would (rightly) keep serving while slapd is stopped.
+# The directory's group is "auditors": LDAP group names compare case-insensitively.
+LDAP_RULES=('{groups: [Auditors], allow: [pull, catalog]}' '{groups: [pushers], allow: [pull, push]}'
+    '{users: ["*"], allow: [pull]}')
 write_ldap_config() {
     cat >"$T/gatehouse-ldap.yaml" <<EOF
 listen: 127.0.0.1:$P_GATE
@@ -798,28 +697,9 @@ trusted_proxies: [127.0.0.1/32, "::1/128"]
 default_policy: registry
 cache: {max_entries: 0}
 backends:
-  - name: corp
-    type: ldap
-    preset: openldap
-    urls: [$(ldap_env LDAPS_URL)]
-    ca_file: $(ldap_env CA_FILE)
-    bind_dn: $(ldap_env BIND_DN)
-    bind_password_file: $(ldap_env BIND_PASSWORD_FILE)
-    base_dn: $(ldap_env BASE_DN)
-    pool_size: 4
-    timeout: 5s
-policies:
-  registry:
-    type: registry
-    rules:
-      # The directory's group is "auditors": LDAP group names compare case-insensitively.
-      - {groups: [Auditors], allow: [pull, catalog]}
-      - {groups: [pushers], allow: [pull, push]}
-      - {users: ["*"], allow: [pull]}
-  wiki:
-    type: http
-    rules:
-      - {users: ["*"], methods: [GET, HEAD], paths: ["/wiki/**"]}
+$(ldap_backend_yaml)
+$(registry_policy_yaml "${LDAP_RULES[@]}")
+$(wiki_policy_yaml)
 EOF
 }
 
@@ -950,7 +830,7 @@ ldap_scenarios() {
     check_eq "ldap: alice (pushers) does not get _catalog (403)" 403 "$(http_status "$LDAP_ALICE" "https://$R/v2/_catalog")"
 
     # --- slapd stopped: every request with credentials gets nginx's 500, nothing passes
-    slapd_stop
+    slapd_fixture stop
     reg0=$(registry_requests)
     c0=$(decisions)
     e0=$(wc -l <"$N1/logs/error.log")
@@ -1025,7 +905,7 @@ ldap_scenarios() {
 
     # --- slapd restarted on its own ports (a directory server's restart): pooled
     # connections are dead; Gatehouse must notice by itself, without SIGHUP
-    slapd_stop
+    slapd_fixture stop
     if slapd_same_ports; then
         check_eq "ldap: slapd restarted on the same ports: the first request afterwards succeeds without SIGHUP (200)" 200 \
             "$(http_status "$LDAP_ALICE" "https://$R/v2/")"
@@ -1033,7 +913,7 @@ ldap_scenarios() {
             "$(http_status "$LDAP_ALICE" -X POST "https://$R/v2/corp/app/blobs/uploads/") $(http_status "$LDAP_CAROL" -X POST "https://$R/v2/corp/app/blobs/uploads/")"
     else
         not_ok "ldap: slapd restarts on its previous ports (taken meanwhile?)"; diag <"$LDAP_DIR/slapd.log"
-        slapd_stop
+        slapd_fixture stop
         echo "# skip: slapd hung (no slapd running)"
         stop_gate
         return
@@ -1089,6 +969,4 @@ if [ "$FAILED" -gt 0 ]; then
     echo "# --- $(basename "$GATE_LOG") (tail)"; diag 10 <"$GATE_LOG"
     echo "# --- nginx 1 error.log (tail)"; diag 10 <"$N1/logs/error.log"
 fi
-[ "${KEEP_TMP:-0}" = 1 ] && echo "# temp dir kept: $T"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -36,74 +36,35 @@
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/common.sh
+. "$REPO/Tests/lib/common.sh"
 HELPERS=$REPO/Tests/e2e/operations
-KIT=$REPO/nginx
-GATEHOUSE_BIN=${GATEHOUSE_BIN:-.build/debug/gatehouse}
-case $GATEHOUSE_BIN in /*) ;; *) GATEHOUSE_BIN=$REPO/$GATEHOUSE_BIN ;; esac
+gatehouse_bin .build/debug/gatehouse
 
-PASSED=0
-FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
-pass_if() { if [ "$1" = 0 ]; then ok "$2"; else not_ok "$2"; fi; }
-diag() { sed 's/^/#   /' | tail -n "${1:-15}"; }
-check_eq() {
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
-check_match() {
-    if printf '%s' "$3" | grep -Eq -- "$2"; then ok "$1"; else not_ok "$1"; echo "#   expected to match: $2"; printf '%s\n' "$3" | diag; fi
-}
-check_nomatch() {
-    if printf '%s' "$3" | grep -Eq -- "$2"; then not_ok "$1"; echo "#   must not match: $2"; printf '%s\n' "$3" | diag; else ok "$1"; fi
-}
-# check_le DESC A B: ok when A <= B (numbers)
-check_le() {
-    if awk -v a="$2" -v b="$3" 'BEGIN { exit !(a + 0 <= b + 0) }'; then ok "$1"; else not_ok "$1"; echo "#   expected $2 <= $3"; fi
-}
-die() { not_ok "setup: $*"; echo "$PASSED passed, $FAILED failed"; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 section() { echo "# --- $* (at $(elapsed "$START" "$(now)")s)"; }
 
-for tool in nginx wrk curl python3 openssl ss setpriv slapd slapadd ldapwhoami ldapadd setsid ps; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool"
-done
+need_tools nginx wrk curl python3 openssl ss setpriv slapd slapadd ldapwhoami ldapadd setsid ps
 [ "$(id -u)" = 0 ] || die "run as root (nginx workers as www-data, the socket's group)"
 getent passwd www-data >/dev/null && getent group www-data >/dev/null || die "no www-data user/group"
 getent passwd nobody >/dev/null && getent group nogroup >/dev/null || die "no nobody user / nogroup group"
 [ -x "$GATEHOUSE_BIN" ] || die "no gatehouse binary at $GATEHOUSE_BIN (set GATEHOUSE_BIN)"
 START=$(now)
 
-T=$(mktemp -d /tmp/gatehouse-ops.XXXXXX) || die "mktemp"
-chmod 755 "$T"    # nginx's workers (www-data) reach the socket and the static file through it
 A_PID= L_PID= N_PID= S1_PID= S2_PID= NGX_PID= LOOP_PID= LDAP_DIR= WRK_PIDS= CURL_PIDS=
 cleanup() {
-    local pid
-    for pid in $LOOP_PID $WRK_PIDS $CURL_PIDS $NGX_PID $A_PID $L_PID $N_PID $S1_PID $S2_PID; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in $LOOP_PID $WRK_PIDS $CURL_PIDS $NGX_PID $A_PID $L_PID $N_PID $S1_PID $S2_PID; do
-        wait "$pid" 2>/dev/null
-    done
-    [ -n "$LDAP_DIR" ] && bash "$REPO/Tests/Fixtures/slapd.sh" stop "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null
-    [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$T"
+    # shellcheck disable=SC2086 # WRK_PIDS and CURL_PIDS are lists
+    stop_all $LOOP_PID $WRK_PIDS $CURL_PIDS $NGX_PID $A_PID $L_PID $N_PID $S1_PID $S2_PID
+    [ -n "$LDAP_DIR" ] && slapd_fixture stop
+    remove_tmp
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_tmp ops
+chmod 755 "$T"    # nginx's workers (www-data) reach the socket and the static file through it
 
-mkdir -p "$T"/{bin,logs,a,l,n,run} || die "mkdir"
+mkdir -p "$T"/{logs,a,l,n,run} || die "mkdir"
 chmod 755 "$T/run"
-cp "$GATEHOUSE_BIN" "$T/bin/gatehouse" || die "copy gatehouse"
-GH=$T/bin/gatehouse
+copy_gatehouse
 
-read -r P_A P_NGX < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-') || die "no free ports"
+read -r P_A P_NGX < <(free_ports 2) || die "no free ports"
 echo "# ports: gatehouse A=$P_A nginx=$P_NGX; unix sockets in $T/run"
 
 # ---------------------------------------------------------------- helpers
@@ -160,20 +121,6 @@ d() {
     shift 2
     awk -v x="$(m "$a" "$@")" -v y="$(m "$b" "$@")" 'BEGIN { v = x - y; if (v == int(v)) printf "%d", v; else printf "%s", v }'
 }
-# wait_for SECONDS CMD...: until CMD succeeds (every 0.1 s); sets WAITED to the seconds taken
-wait_for() {
-    local limit=$1 t0 i
-    shift
-    t0=$(now)
-    for i in $(seq 1 $((${limit%.*} * 10))); do
-        if "$@"; then WAITED=$(elapsed "$t0" "$(now)"); return 0; fi
-        sleep 0.1
-    done
-    "$@"
-    local rc=$?
-    WAITED=$(elapsed "$t0" "$(now)")
-    return $rc
-}
 # answer_is TARGET STATUS CREDS METHOD URI: for wait_for
 answer_is() { [ "$(ask "$1" "$3" "$4" "$5")" = "$2" ]; }
 # metric_reached TARGET VALUE NAME [LABEL=VALUE...]: for wait_for
@@ -186,16 +133,6 @@ metric_reached() {
 # as editors and configuration management do
 replace() { cat >"$1.new.$$" && mv -f "$1.new.$$" "$1"; }
 hash_line() { printf '%s' "$2" | "$GH" hash --cost "${3:-4}" "$1"; }
-alive() { local s; s=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]; }
-# stop_pid PID: SIGTERM and wait; sets STOP_RC and STOP_SECS
-stop_pid() {
-    local t0
-    t0=$(now)
-    kill -TERM "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-    STOP_RC=$?
-    STOP_SECS=$(elapsed "$t0" "$(now)")
-}
 wait_socket() { # SOCK: until the unix socket answers /healthz
     local i
     for i in $(seq 1 100); do
@@ -204,13 +141,10 @@ wait_socket() { # SOCK: until the unix socket answers /healthz
     done
     return 1
 }
-b64() { printf '%s' "$1" | base64 -w0; }
 
 # ---------------------------------------------------------------- slapd (for L)
 LDAP_DIR=$T/ldap
-bash "$REPO/Tests/Fixtures/slapd.sh" start "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null ||
-    { diag <"$T/logs/slapd-fixture.log"; die "slapd fixture did not start"; }
-ldap_env() { sed -n "s/^$1=//p" "$LDAP_DIR/env"; }
+slapd_fixture start || { diag <"$T/logs/slapd-fixture.log"; die "slapd fixture did not start"; }
 
 # ================================================================ instance A
 # TCP, htpasswd, JSON log, a 3-entry cache (evictions), lockout after 3 failures, idle 2 s
@@ -235,13 +169,8 @@ lockout: {max_failures: 3, window: 1m}
 log: {format: json}
 backends:
   - {name: local, type: htpasswd, file: $T/a/htpasswd, groups_file: $T/a/htgroups}
-policies:
-  registry:
-    type: registry
-    rules:
 EOF
-    local rule
-    for rule in "$@"; do echo "      - $rule"; done
+    registry_policy_yaml "$@"
 }
 RULES_A1=('{groups: [pushers], allow: [pull, push]}' '{users: ["*"], allow: [pull]}')
 RULES_A2=('{users: [reader], repositories: ["team/**"], allow: [pull, push]}' "${RULES_A1[@]}")
@@ -249,7 +178,7 @@ a_config "${RULES_A1[@]}" >"$A_CONF"
 out=$("$GH" config check --config "$A_CONF" 2>&1) || { printf '%s\n' "$out" | diag; die "config check of A"; }
 "$GH" serve --config "$A_CONF" >"$A_LOG" 2>&1 &
 A_PID=$!
-wait_for 10 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$P_A/healthz" || { diag <"$A_LOG"; die "gatehouse A did not start"; }
+wait_for 10 http_answers "http://127.0.0.1:$P_A/healthz" || { diag <"$A_LOG"; die "gatehouse A did not start"; }
 M=$T/logs/m   # metric snapshots: $M.<name>
 
 # ================================================================ 1. metrics
@@ -531,22 +460,8 @@ default_policy: registry
 cache: {max_entries: 0}
 backends:
   - {name: local, type: htpasswd, file: $T/l/htpasswd}
-  - name: corp
-    type: ldap
-    preset: openldap
-    urls: [$(ldap_env LDAPS_URL)]
-    ca_file: $T/l/ca.crt
-    bind_dn: $(ldap_env BIND_DN)
-    bind_password_file: $T/l/bind-password
-    base_dn: $(ldap_env BASE_DN)
-    pool_size: 2
-    timeout: 5s
-policies:
-  registry:
-    type: registry
-    rules:
-      - {groups: [pushers], allow: [pull, push]}
-      - {users: ["*"], allow: [pull]}
+$(ldap_backend_yaml 2 "$T/l/ca.crt" "$T/l/bind-password")
+$(registry_policy_yaml)
 EOF
 out=$("$GH" config check --config "$L_CONF" 2>&1) || { printf '%s\n' "$out" | diag; die "config check of L"; }
 "$GH" serve --config "$L_CONF" >"$L_LOG" 2>&1 &
@@ -720,11 +635,7 @@ listen: unix:$S_SOCK
 realm: $1
 backends:
   - {name: local, type: htpasswd, file: $T/a/htpasswd}
-policies:
-  registry:
-    type: registry
-    rules:
-      - {users: ["*"], allow: [pull]}
+$(registry_policy_yaml '{users: ["*"], allow: [pull]}')
 EOF
 }
 s_config first >"$T/run/s1.yaml"
@@ -774,6 +685,9 @@ N_LOG=$T/logs/gatehouse-n.log
 printf 'pushers: pusher\n' >"$T/n/htgroups"
 # two configurations that answer the load's requests alike
 n_config() {
+    local rules=('{groups: [pushers], allow: [pull, push]}' '{users: ["*"], allow: [pull]}')
+    [ "$1" = 2 ] && rules=('{users: ["*"], repositories: ["nobody-uses-this/**"], allow: []}'
+        '{groups: [registry-admins], allow: [pull, push, delete, catalog]}' "${rules[@]}")
     cat <<EOF
 listen: unix:$N_SOCK
 listen_mode: "0660"
@@ -783,29 +697,9 @@ default_policy: registry
 log: {denials_only: true}
 backends:
   - {name: local, type: htpasswd, file: $T/n/htpasswd, groups_file: $T/n/htgroups}
-policies:
-  registry:
-    type: registry
-    rules:
 EOF
-    if [ "$1" = 2 ]; then
-        cat <<'EOF'
-      - {users: ["*"], repositories: ["nobody-uses-this/**"], allow: []}
-      - {groups: [registry-admins], allow: [pull, push, delete, catalog]}
-EOF
-    fi
-    cat <<'EOF'
-      - {groups: [pushers], allow: [pull, push]}
-      - {users: ["*"], allow: [pull]}
-EOF
-    if [ "$1" = 2 ]; then
-        cat <<'EOF'
-  wiki:
-    type: http
-    rules:
-      - {users: ["*"], methods: [GET, HEAD], paths: ["/wiki/**"]}
-EOF
-    fi
+    registry_policy_yaml "${rules[@]}"
+    [ "$1" != 2 ] || wiki_policy_yaml
 }
 n_config 1 >"$T/n/config-1.yaml"
 n_config 2 >"$T/n/config-2.yaml"
@@ -823,29 +717,13 @@ check_eq "a process outside the group (nobody:nogroup) cannot connect (curl exit
 
 # nginx: the shipped gatehouse-auth.conf as is; gatehouse-upstream.conf with the socket
 NG=$T/nginx
-mkdir -p "$NG"/{conf.d,logs,www,tmp/client_body,tmp/proxy,tmp/fastcgi,tmp/uwsgi,tmp/scgi}
-ln -s "$KIT" "$NG/snippets"
+nginx_dir "$NG" www
 printf 'ok\n' >"$NG/www/ok"
 chmod -R a+rX "$NG/www"
-sed "s#server 127\.0\.0\.1:9180;#server unix:$N_SOCK;#" "$KIT/gatehouse-upstream.conf" >"$NG/conf.d/gatehouse-upstream.conf"
-changed=$(diff "$KIT/gatehouse-upstream.conf" "$NG/conf.d/gatehouse-upstream.conf" | grep -c '^<')
-bad=$(diff "$KIT/gatehouse-upstream.conf" "$NG/conf.d/gatehouse-upstream.conf" | grep '^>' | grep -v "^>     server unix:$N_SOCK;$")
-[ "$changed" = 1 ] && [ -z "$bad" ]
+kit_copy gatehouse-upstream.conf "$NG/conf.d/gatehouse-upstream.conf" "s#server 127\.0\.0\.1:9180;#server unix:$N_SOCK;#"
+[ "$KIT_CHANGED" = 1 ] && [ -z "$(printf '%s\n' "$KIT_DIFF" | grep '^>' | grep -v "^>     server unix:$N_SOCK;$")" ]
 pass_if $? "the copy of nginx/gatehouse-upstream.conf differs only in its server line (unix:$N_SOCK)"
-cat >"$NG/nginx.conf" <<EOF
-user www-data www-data;
-worker_processes 1;
-pid $NG/nginx.pid;
-error_log $NG/logs/error.log notice;
-events {
-    worker_connections 1024;
-}
-http {
-    client_body_temp_path $NG/tmp/client_body;
-    proxy_temp_path $NG/tmp/proxy;
-    fastcgi_temp_path $NG/tmp/fastcgi;
-    uwsgi_temp_path $NG/tmp/uwsgi;
-    scgi_temp_path $NG/tmp/scgi;
+nginx_conf "$NG" "www-data www-data" 1 1024 notice <<EOF
     default_type application/octet-stream;
     access_log off;
     include conf.d/gatehouse-upstream.conf;
@@ -859,14 +737,13 @@ http {
             try_files /ok =404;
         }
     }
-}
 EOF
-out=$(nginx -t -p "$NG" -e "$NG/logs/error.log" -c "$NG/nginx.conf" 2>&1)
+nginx_check "$NG"
 pass_if $? "nginx -t accepts the configuration (snippets/gatehouse-auth.conf included as shipped)"
-[ $? = 0 ] || printf '%s\n' "$out" | diag
-nginx -p "$NG" -e "$NG/logs/error.log" -c "$NG/nginx.conf" -g 'daemon off;' &
+[ $? = 0 ] || printf '%s\n' "$NGINX_OUT" | diag
+nginx_start "$NG"
 NGX_PID=$!
-wait_for 5 curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$P_NGX/v2/" || { diag <"$NG/logs/error.log"; die "nginx did not start"; }
+wait_for 5 http_answers "http://127.0.0.1:$P_NGX/v2/" || { diag <"$NG/logs/error.log"; die "nginx did not start"; }
 check_eq "nginx's worker runs as www-data:www-data (the socket's group)" "www-data www-data" \
     "$(ps -o user=,group= --ppid "$NGX_PID" | head -n1 | awk '{ print $1, $2 }')"
 NU=http://127.0.0.1:$P_NGX$MAN
@@ -968,6 +845,4 @@ if [ "$FAILED" -gt 0 ]; then
         diag 6 <"$f"
     done
 fi
-[ "${KEEP_TMP:-0}" = 1 ] && echo "# temp dir kept: $T"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -42,10 +42,10 @@
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/common.sh
+. "$REPO/Tests/lib/common.sh"
 HERE=$REPO/Tests/load
-KIT=$REPO/nginx
-GATEHOUSE_BIN=${GATEHOUSE_BIN:-.build/debug/gatehouse}
-case $GATEHOUSE_BIN in /*) ;; *) GATEHOUSE_BIN=$REPO/$GATEHOUSE_BIN ;; esac
+gatehouse_bin .build/debug/gatehouse
 DURATION=${DURATION:-60}
 COLD_USERS=${COLD_USERS:-2000}
 LOCKOUT_MAX_FAILURES=${LOCKOUT_MAX_FAILURES:-0}
@@ -62,74 +62,43 @@ DENY_CLASSES="wrong-password forbidden-push ldap-wrong ldap-forbidden"
 # request through nginx succeeds again, plus this many seconds (see README.md)
 WINDOW_TOLERANCE=1.0
 
-PASSED=0
-FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
-pass_if() { if [ "$1" = 0 ]; then ok "$2"; else not_ok "$2"; fi; }
-diag() { sed 's/^/#   /' | tail -n "${1:-15}"; }
-check_eq() {
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
-die() { not_ok "setup: $*"; echo "$PASSED passed, $FAILED failed"; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 in_list() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 
 case $DURATION in '' | *[!0-9]*) die "DURATION must be whole seconds" ;; esac
 [ "$DURATION" -ge 16 ] || die "DURATION must be at least 16 seconds"
-for tool in nginx wrk slapd ldapadd ldapwhoami setsid openssl curl python3 ss; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool"
-done
+need_tools nginx wrk slapd ldapadd ldapwhoami setsid openssl curl python3 ss
 [ -x "$GATEHOUSE_BIN" ] || die "no gatehouse binary at $GATEHOUSE_BIN (set GATEHOUSE_BIN)"
 [ "$(id -u)" = 0 ] || die "run as root"
 START=$(now)
 
-T=$(mktemp -d /tmp/gatehouse-load.XXXXXX) || die "mktemp"
-chmod 755 "$T"
 GATE_PID= NGX_PID= SAMPLER_PID= LDAP_DIR= WRK_PIDS=
 cleanup() {
-    local pid
-    for pid in $WRK_PIDS $SAMPLER_PID; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in $NGX_PID $GATE_PID; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in $WRK_PIDS $SAMPLER_PID $NGX_PID $GATE_PID; do wait "$pid" 2>/dev/null; done
-    if [ -n "$LDAP_DIR" ]; then
-        bash "$REPO/Tests/Fixtures/slapd.sh" stop "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "# temp dir kept: $T"; else rm -rf "$T"; fi
+    # shellcheck disable=SC2086 # WRK_PIDS is a list
+    stop_all $WRK_PIDS $SAMPLER_PID $NGX_PID $GATE_PID
+    [ -z "$LDAP_DIR" ] || slapd_fixture stop
+    remove_tmp "# temp dir kept:"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_tmp load
+chmod 755 "$T"
 
-mkdir -p "$T"/{bin,logs,wrk} || die "mkdir"
+mkdir -p "$T"/{logs,wrk} || die "mkdir"
 # A binary younger than 10 s may still be being linked: wait (up to 2 min) before copying it.
 for _ in $(seq 1 120); do
     [ $(($(date +%s) - $(stat -c %Y "$GATEHOUSE_BIN"))) -ge 10 ] && break
     sleep 1
 done
-cp "$GATEHOUSE_BIN" "$T/bin/gatehouse" || die "copy gatehouse"
-GH=$T/bin/gatehouse
+copy_gatehouse
 
-read -r P_GATE P_NGX < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-') || die "no free ports"
+read -r P_GATE P_NGX < <(free_ports 2) || die "no free ports"
 
 # ---------------------------------------------------------------- machine
 cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }  # busy idle
-proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg) before the test"
 echo "# gatehouse: $GATEHOUSE_BIN ($(case $GATEHOUSE_BIN in */debug/*) echo debug build ;; */release/*) echo release build ;; *) echo build unknown ;; esac))"
 
 # ---------------------------------------------------------------- slapd + load users
 LDAP_DIR=$T/ldap
-ldap_env() { sed -n "s/^$1=//p" "$LDAP_DIR/env"; }
-bash "$REPO/Tests/Fixtures/slapd.sh" start "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null ||
-    { diag <"$T/logs/slapd-fixture.log"; die "slapd fixture did not start"; }
+slapd_fixture start || { diag <"$T/logs/slapd-fixture.log"; die "slapd fixture did not start"; }
 # Users load0001..loadNNNN (the ldap-cold class) and probe001..probe400 (recovery polls),
 # in no group, password "pw-<uid>", {SSHA}. Added over the network with the root DN.
 python3 - "$(ldap_env PEOPLE_DN)" "$COLD_USERS" "$PROBE_USERS" >"$T/load-users.ldif" <<'PY' || die "writing the load users"
@@ -147,22 +116,6 @@ LDAPNOINIT=1 ldapadd -x -H "$(ldap_env LDAP_URL)" -D "$(ldap_env ROOT_DN)" -w "$
     -f "$T/load-users.ldif" >"$T/logs/ldapadd.log" 2>&1 || { diag <"$T/logs/ldapadd.log"; die "ldapadd of the load users"; }
 echo "# slapd at $(ldap_env LDAPS_URL); added $COLD_USERS load users and $PROBE_USERS probe users in $(elapsed "$t0" "$(now)")s"
 SLAPD_PID=$(cat "$LDAP_DIR/slapd.pid")
-
-slapd_stop() { bash "$REPO/Tests/Fixtures/slapd.sh" stop "$LDAP_DIR" >>"$T/logs/slapd-fixture.log" 2>&1 </dev/null; }
-# slapd_same_ports: start slapd again on its previous ports with its CA (a directory server's
-# own restart; the fixture's `start` would pick new ports). Returns once the service bind works.
-slapd_same_ports() {
-    local i
-    setsid slapd -d 256 -h "$(ldap_env LDAP_URL)/ $(ldap_env LDAPS_URL)/" -f "$LDAP_DIR/slapd.conf" \
-        </dev/null >/dev/null 2>>"$LDAP_DIR/slapd.log" &
-    disown   # slapd.sh stop ends it; slapd 2.5.13 sometimes dies of SIGSEGV after "slapd stopped."
-    for i in $(seq 1 200); do
-        LDAPNOINIT=1 ldapwhoami -x -o nettimeout=2 -H "$(ldap_env LDAP_URL)" -D "$(ldap_env BIND_DN)" \
-            -y "$(ldap_env BIND_PASSWORD_FILE)" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 # ---------------------------------------------------------------- gatehouse
 PW_READER=reader-load-pw PW_PUSHER=pusher-load-pw
@@ -191,22 +144,8 @@ lockout: {max_failures: $LOCKOUT_MAX_FAILURES, window: 5m}
 log: {level: info, format: text}
 backends:
   - {name: local, type: htpasswd, file: $T/htpasswd, groups_file: $T/htgroups}
-  - name: corp
-    type: ldap
-    preset: openldap
-    urls: [$(ldap_env LDAPS_URL)]
-    ca_file: $(ldap_env CA_FILE)
-    bind_dn: $(ldap_env BIND_DN)
-    bind_password_file: $(ldap_env BIND_PASSWORD_FILE)
-    base_dn: $(ldap_env BASE_DN)
-    pool_size: 4
-    timeout: 5s
-policies:
-  registry:
-    type: registry
-    rules:
-      - {groups: [pushers], allow: [pull, push]}
-      - {users: ["*"], allow: [pull]}
+$(ldap_backend_yaml)
+$(registry_policy_yaml)
 EOF
     mv "$T/gatehouse.yaml.tmp" "$T/gatehouse.yaml"
 }
@@ -215,10 +154,7 @@ out=$("$GH" config check --config "$T/gatehouse.yaml" 2>&1) || { printf '%s\n' "
 GATE_LOG=$T/logs/gatehouse.log
 "$GH" serve --config "$T/gatehouse.yaml" >>"$GATE_LOG" 2>&1 &
 GATE_PID=$!
-for _ in $(seq 1 100); do
-    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$P_GATE/healthz" && break
-    sleep 0.1
-done
+wait_for 10 http_answers "http://127.0.0.1:$P_GATE/healthz"
 check_eq "Gatehouse is ready: /readyz answers 200 (htpasswd and slapd over ldaps)" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$P_GATE/readyz")"
 gate_alive() { kill -0 "$GATE_PID" 2>/dev/null && [ "$(cat "/proc/$GATE_PID/comm" 2>/dev/null)" = gatehouse ]; }
@@ -226,27 +162,11 @@ gate_alive || { diag <"$GATE_LOG"; die "gatehouse did not start"; }
 
 # ---------------------------------------------------------------- nginx
 N=$T/nginx
-mkdir -p "$N"/{conf.d,logs,empty,tmp/client_body,tmp/proxy,tmp/fastcgi,tmp/uwsgi,tmp/scgi}
-ln -s "$KIT" "$N/snippets"
-sed "s#server 127\.0\.0\.1:9180;#server 127.0.0.1:$P_GATE;#" "$KIT/gatehouse-upstream.conf" >"$N/conf.d/gatehouse-upstream.conf"
-changed=$(diff "$KIT/gatehouse-upstream.conf" "$N/conf.d/gatehouse-upstream.conf" | grep -c '^<')
+nginx_dir "$N" empty
+kit_copy gatehouse-upstream.conf "$N/conf.d/gatehouse-upstream.conf" "s#server 127\.0\.0\.1:9180;#server 127.0.0.1:$P_GATE;#"
 check_eq "the copy of nginx/gatehouse-upstream.conf differs only in its server line (the port)" "1 server" \
-    "$changed $(diff "$KIT/gatehouse-upstream.conf" "$N/conf.d/gatehouse-upstream.conf" | sed -n 's/^< *\([a-z_]*\) .*/\1/p')"
-cat >"$N/nginx.conf" <<EOF
-user $(id -un) $(id -gn);
-worker_processes 2;
-worker_rlimit_nofile 8192;
-pid $N/nginx.pid;
-error_log $N/logs/error.log warn;
-events {
-    worker_connections 2048;
-}
-http {
-    client_body_temp_path $N/tmp/client_body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
+    "$KIT_CHANGED $KIT_DIRECTIVES"
+nginx_conf "$N" "$(id -un) $(id -gn)" 2 2048 warn "worker_rlimit_nofile 8192" <<EOF
     default_type application/octet-stream;
     access_log off;
     include conf.d/gatehouse-upstream.conf;
@@ -268,20 +188,16 @@ http {
             return 200;
         }
     }
-}
 EOF
-if out=$(nginx -t -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" 2>&1); then
+if nginx_check "$N"; then
     ok "nginx -t accepts the configuration with snippets/gatehouse-auth.conf and snippets/gatehouse-identity.conf"
 else
-    printf '%s\n' "$out" | diag
+    printf '%s\n' "$NGINX_OUT" | diag
     die "nginx -t"
 fi
-nginx -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" -g 'daemon off;' &
+nginx_start "$N"
 NGX_PID=$!
-for _ in $(seq 1 100); do
-    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$P_NGX/v2/" && break
-    sleep 0.1
-done
+wait_for 10 http_answers "http://127.0.0.1:$P_NGX/v2/"
 U=http://127.0.0.1:$P_NGX
 # status USER:PW METHOD PATH (USER:PW "-" = no credentials)
 status() {
@@ -368,7 +284,7 @@ rel() { elapsed "$T0" "$1"; }
 at 0.25
 SCPU_OLD=$(proc_cpu "$SLAPD_PID")
 T_STOP=$(now)
-slapd_stop
+slapd_fixture stop
 T_STOPPED=$(now)
 echo "# t=$(rel "$T_STOP")s slapd stopped (took $(elapsed "$T_STOP" "$T_STOPPED")s)"
 sleep 0.5
@@ -389,7 +305,7 @@ check_eq "slapd down: an edited configuration is refused (its LDAP backend canno
 # --- 50 %: slapd back on the same ports; then a cold request every 100 ms until it passes
 at 0.50
 T_START=$(now)
-if slapd_same_ports; then
+if slapd_same_ports 200; then
     T_READY=$(now)
     SLAPD_PID=$(cat "$LDAP_DIR/slapd.pid" 2>/dev/null)
     SCPU_NEW0=$(proc_cpu "$SLAPD_PID")
@@ -609,5 +525,4 @@ if [ "$FAILED" -gt 0 ]; then
     echo "# --- gatehouse.log (tail)"; diag 5 <"$GATE_LOG"
 fi
 echo "# total time $(elapsed "$START" "$(now)")s"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+tally
