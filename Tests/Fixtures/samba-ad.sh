@@ -20,6 +20,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 # shellcheck source=tls-ca.sh
 . "$HERE/tls-ca.sh"
+# shellcheck source=../lib/process.sh
+. "$HERE/../lib/process.sh"
 
 REALM=GATEHOUSE.TEST
 DOMAIN=GATEHOUSE
@@ -273,9 +275,6 @@ restore_snapshot() { # DIR KEY
 
 # ---------------------------------------------------------------------------- running DC
 
-# A process counts as gone once it is a zombie: PID 1 of some containers reaps late.
-alive() { local s; s=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]; }
-
 samba_pid_of() { # DIR -> pid of the samba master started for DIR, or nothing
     local d=$1 pid=""
     [ -s "$d/run/samba.pid" ] && pid=$(tr -dc '0-9' <"$d/run/samba.pid")
@@ -333,12 +332,7 @@ cmd_stop() { # DIR
     local d=$1 pid i
     pid=$(samba_pid_of "$d")
     if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 150); do # 15 s
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
+        if ! term_wait "$pid" 15; then
             note "samba $pid still running 15 s after SIGTERM: SIGKILL to its session"
             for i in $(ps -o pid= -s "$pid" 2>/dev/null); do kill -KILL "$i" 2>/dev/null || true; done
             kill -KILL "$pid" 2>/dev/null || true

@@ -14,6 +14,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tls-ca.sh
 . "$HERE/tls-ca.sh"
+# shellcheck source=../lib/process.sh
+. "$HERE/../lib/process.sh"
 
 BASE_DN="dc=gatehouse,dc=test"
 PEOPLE_DN="ou=people,$BASE_DN"
@@ -31,23 +33,6 @@ usage() { echo "usage: slapd.sh start DIR [--anon-dn] | slapd.sh stop DIR" >&2; 
 export LDAPNOINIT=1
 
 b64() { printf '%s' "$1" | base64 -w0; }
-
-free_ports() { # prints two distinct free TCP ports on 127.0.0.1
-    python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(2):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
-
-# A process counts as gone once it is a zombie: PID 1 of some containers reaps late.
-alive() { local s; s=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]; }
 
 pid_is_our_slapd() { # PID DIR
     local pid=$1 dir=$2
@@ -67,12 +52,7 @@ cmd_stop() {
         rm -f "$dir/slapd.pid"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 200); do # 10 s
-        alive "$pid" || break
-        sleep 0.05
-    done
-    if alive "$pid"; then
+    if ! term_wait "$pid" 10; then
         echo "slapd.sh: slapd $pid ignored SIGTERM for 10 s, sending SIGKILL" >&2
         kill -KILL "$pid" 2>/dev/null || true
         while alive "$pid"; do sleep 0.05; done
@@ -296,7 +276,7 @@ cmd_start() {
 
     local ports p1 p2 pid rc
     for _ in 1 2 3 4 5; do
-        ports=$(free_ports)
+        ports=$(free_ports 2)
         p1=${ports% *}
         p2=${ports#* }
         # -d 256 (stats) keeps slapd in the foreground, so $! is its pid; setsid detaches it
