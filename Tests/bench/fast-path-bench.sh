@@ -345,7 +345,8 @@ d1=$(decisions "$T/logs/g1.log")
 [ "$AUDIT" = 0 ] || [ $((d1 - d0)) = 5 ] || die "preflight: 5 requests through nginx made $((d1 - d0)) Gatehouse decisions"
 echo "# preflight: 401 without credentials on basic/cached/ldap; expected statuses; 1 auth subrequest per request"
 
-# Lua: wrk's summary in one parseable line; the status-counting variant adds response().
+# Lua: wrk's summary in one parseable line; the status-counting variant counts with
+# Tests/lib/wrk-statuses.lua.
 cat >"$T/summary.lua" <<'EOF'
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -354,19 +355,15 @@ done = function(summary, latency, requests)
     e.connect, e.read, e.write, e.timeout))
 end
 EOF
-cat >"$T/status.lua" <<'EOF'
-local threads = {}
-setup = function(thread) table.insert(threads, thread) end
-init = function(args) s2xx = 0; s401 = 0; sother = 0 end
-response = function(status, headers, body)
-  if status >= 200 and status < 300 then s2xx = s2xx + 1
-  elseif status == 401 then s401 = s401 + 1
-  else sother = sother + 1 end
-end
+{ printf 'dofile("%s")\n' "$REPO/Tests/lib/wrk-statuses.lua"; cat <<'EOF'; } >"$T/status.lua"
 done = function(summary, latency, requests)
   local e = summary.errors
   local a, b, c = 0, 0, 0
-  for _, t in ipairs(threads) do a = a + t:get("s2xx"); b = b + t:get("s401"); c = c + t:get("sother") end
+  for status, n in pairs(sum_threads("statuses")) do
+    if status >= 200 and status < 300 then a = a + n
+    elseif status == 401 then b = b + n
+    else c = c + n end
+  end
   io.write(string.format("BENCH requests=%d duration_us=%d p50_us=%.0f p99_us=%.0f non2xx=%d connect=%d read=%d write=%d timeout=%d s2xx=%d s401=%d sother=%d\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status,
     e.connect, e.read, e.write, e.timeout, a, b, c))

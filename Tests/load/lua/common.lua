@@ -2,8 +2,9 @@
 --
 -- A class script sets `class`, `normal` (the status this class gets when nothing is wrong)
 -- and `next_request(n)` (returns method, path, user, password for its n-th request), then
--- calls `install()`. wrk runs one Lua state per thread plus one for setup()/done(): the
--- counters below are per thread, and done() collects them with thread:get().
+-- calls `install()`. The per-status counts, the per-thread state and thread_index come from
+-- Tests/lib/wrk-statuses.lua (shared with the other wrk scripts); the buckets below are per
+-- thread too, and done() collects them the same way.
 --
 -- done() prints one line per figure, each starting with "LOAD class=<class>":
 --   status=<code> count=<n>                     every status seen
@@ -11,6 +12,7 @@
 --                                                (CLOCK_REALTIME, comparable with `date +%s.%N`)
 --   errors connect=.. read=.. write=.. timeout=..  wrk's socket errors and timeouts
 --   requests=<n> seconds=<s> p50_ms=.. p99_ms=.. max_ms=..
+dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "../../lib/wrk-statuses.lua")
 local ffi = require("ffi")
 local bit = require("bit")
 
@@ -54,17 +56,17 @@ function wrong_password(n)
     return "wrong-" .. (n % wrong_pool)
 end
 
-function install()
-    local threads = {}
-
-    function setup(thread)
-        thread:set("thread_index", #threads + 1)
-        table.insert(threads, thread)
+-- wrong_passwords(users): next_request for the wrong-password classes: GET a manifest as each
+-- of `users` in turn, with wrong_password(n)
+function wrong_passwords(users)
+    return function(n)
+        return "GET", "/v2/team/app/manifests/latest", users[n % #users + 1], wrong_password(n)
     end
+end
 
-    function init(args)
+function install()
+    function init_thread(args)
         counter = 0
-        statuses = {}
         buckets = {}
     end
 
@@ -74,21 +76,15 @@ function install()
         return wrk.format(method, path, { ["Authorization"] = "Basic " .. base64(user .. ":" .. password) })
     end
 
-    function response(status, headers, body)
-        local key = tostring(status)
-        statuses[key] = (statuses[key] or 0) + 1
+    function on_response(status)
         if status ~= normal then
-            local bucket = key .. "@" .. deciseconds()
+            local bucket = status .. "@" .. deciseconds()
             buckets[bucket] = (buckets[bucket] or 0) + 1
         end
     end
 
     function done(summary, latency, requests)
-        local all_statuses, all_buckets = {}, {}
-        for _, thread in ipairs(threads) do
-            for key, n in pairs(thread:get("statuses") or {}) do all_statuses[key] = (all_statuses[key] or 0) + n end
-            for key, n in pairs(thread:get("buckets") or {}) do all_buckets[key] = (all_buckets[key] or 0) + n end
-        end
+        local all_statuses, all_buckets = sum_threads("statuses"), sum_threads("buckets")
         local prefix = "LOAD class=" .. class .. " "
         for key, n in pairs(all_statuses) do print(prefix .. "status=" .. key .. " count=" .. n) end
         for key, n in pairs(all_buckets) do print(prefix .. "bucket=" .. key .. " count=" .. n) end

@@ -5,8 +5,5 @@
 dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "common.lua")
 class = "wrong-password"
 normal = 401
-local users = { "reader", "pusher" }
-function next_request(n)
-    return "GET", "/v2/team/app/manifests/latest", users[n % #users + 1], wrong_password(n)
-end
+next_request = wrong_passwords({ "reader", "pusher" })
 install()
