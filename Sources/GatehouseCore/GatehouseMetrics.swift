@@ -20,7 +20,7 @@ public final class GatehouseMetrics: Sendable {
 
     let factory: any MetricsFactory
     private let series = NIOLockedValueBox<[SeriesKey: Counter]>([:])
-    private let timers = NIOLockedValueBox<[String: Timer]>([:])
+    private let timers = NIOLockedValueBox<[SeriesKey: Timer]>([:])
     private let gauges = NIOLockedValueBox<[SeriesKey: Meter]>([:])
 
     private struct SeriesKey: Hashable {
@@ -34,22 +34,25 @@ public final class GatehouseMetrics: Sendable {
 
     /// A counter by name and label pairs, created once and then looked up.
     func counter(_ name: String, _ dimensions: [(String, String)] = []) -> Counter {
-        let key = SeriesKey(name: name, labels: dimensions.flatMap { [$0.0, $0.1] })
-        return series.withLockedValue { series in
-            if let existing = series[key] { return existing }
-            let created = Counter(label: name, dimensions: dimensions, factory: factory)
-            series[key] = created
-            return created
-        }
+        Self.series(in: series, name, dimensions) { Counter(label: name, dimensions: dimensions, factory: factory) }
     }
 
     /// A gauge by name and label pairs (a swift-metrics `Meter`: it can go up and down).
     func gauge(_ name: String, _ dimensions: [(String, String)] = []) -> Meter {
+        Self.series(in: gauges, name, dimensions) { Meter(label: name, dimensions: dimensions, factory: factory) }
+    }
+
+    private static func series<Metric>(
+        in table: NIOLockedValueBox<[SeriesKey: Metric]>,
+        _ name: String,
+        _ dimensions: [(String, String)],
+        create: () -> Metric
+    ) -> Metric {
         let key = SeriesKey(name: name, labels: dimensions.flatMap { [$0.0, $0.1] })
-        return gauges.withLockedValue { gauges in
-            if let existing = gauges[key] { return existing }
-            let created = Meter(label: name, dimensions: dimensions, factory: factory)
-            gauges[key] = created
+        return table.withLockedValue { table in
+            if let existing = table[key] { return existing }
+            let created = create()
+            table[key] = created
             return created
         }
     }
@@ -59,11 +62,8 @@ public final class GatehouseMetrics: Sendable {
     /// One decision: `gatehouse_decisions_total{outcome,policy,backend}` and the latency histogram.
     func recordDecision(outcome: Decision.Outcome, policy: String, backend: String?, latency: Duration) {
         counter("gatehouse_decisions_total", [("outcome", outcome.rawValue), ("policy", policy), ("backend", backend ?? "none")]).increment()
-        let timer = timers.withLockedValue { timers in
-            if let existing = timers[policy] { return existing }
-            let created = Timer(label: Self.decisionDuration, dimensions: [("policy", policy)], factory: factory)
-            timers[policy] = created
-            return created
+        let timer = Self.series(in: timers, Self.decisionDuration, [("policy", policy)]) {
+            Timer(label: Self.decisionDuration, dimensions: [("policy", policy)], factory: factory)
         }
         let (seconds, attoseconds) = latency.components
         timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)

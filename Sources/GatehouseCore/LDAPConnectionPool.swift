@@ -133,6 +133,4 @@ final class LDAPConnectionPool: Sendable {
         for connection in connections { connection.close() }
         if !connections.isEmpty { adjust(open: -connections.count) }
     }
-
-    var idleCount: Int { idle.withLockedValue { $0.count } }
 }

@@ -288,9 +288,21 @@ final class SilentListener {
     init() throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", "import socket,sys,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(16)\nprint(s.getsockname()[1], flush=True)\nc=[]\nwhile True: c.append(s.accept())"]
+        // The test process may ignore SIGTERM (ServiceLifecycle does, for graceful stops), and a
+        // child inherits that: restore it, and die with the parent (PR_SET_PDEATHSIG), so that
+        // no listener outlives the run holding the caller's pipes.
+        process.arguments = ["-c", """
+            import ctypes,signal,socket
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            ctypes.CDLL(None).prctl(1, 9)
+            s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(16)
+            print(s.getsockname()[1], flush=True)
+            c=[]
+            while True: c.append(s.accept())
+            """]
         let output = Pipe()
         process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
         try process.run()
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) { line += output.fileHandleForReading.availableData }
