@@ -12,7 +12,7 @@
 #      the old one keeps answering; `gatehouse config check` names the error.
 #   4. Reloads under load: wrk through a real nginx (the shipped gatehouse-auth.conf as is, a
 #      copy of gatehouse-upstream.conf pointed at a unix socket) while SIGHUP, config swaps and
-#      htpasswd touches arrive every 0.5 s: no unexpected status, no socket error.
+#      htpasswd edits arrive every 0.5 s: no unexpected status, no socket error.
 #   5. SIGTERM with requests in flight: every request already accepted gets its answer, the
 #      process exits 0, new connections are refused, LDAP connections are unbound, the socket
 #      file is gone.
@@ -758,7 +758,7 @@ check_match "the client address behind nginx on a unix socket is nginx's X-Real-
     "$(grep 'decision=deny' "$N_LOG" | tail -n1)"
 
 # ================================================================ 4. reloads under load
-section "4. reloads under load: wrk through nginx, SIGHUP / config swap / htpasswd touch every 0.5 s"
+section "4. reloads under load: wrk through nginx, SIGHUP / config swap / htpasswd edit every 0.5 s"
 LOAD_SECS=8
 snap n "$M.n0"
 e0=$(wc -l <"$NG/logs/error.log")
@@ -770,7 +770,8 @@ e0=$(wc -l <"$NG/logs/error.log")
         case $((tick % 3)) in
         0) v=$((3 - v)); replace "$N_CONF" <"$T/n/config-$v.yaml" ;;
         1) kill -HUP "$N_PID" ;;
-        2) touch "$T/n/htpasswd" ;;
+        # A real edit: rewriting the same bytes (or a touch) is no change and no reload.
+        2) echo "# edit $tick" >>"$T/n/htpasswd" ;;
         esac
         echo "$tick" >"$T/logs/reload-ticks"
     done
