@@ -739,8 +739,9 @@ nginx_conf "$NG" "www-data www-data" 1 1024 notice <<EOF
     }
 EOF
 nginx_check "$NG"
-pass_if $? "nginx -t accepts the configuration (snippets/gatehouse-auth.conf included as shipped)"
-[ $? = 0 ] || printf '%s\n' "$NGINX_OUT" | diag
+nginx_status=$?
+pass_if $nginx_status "nginx -t accepts the configuration (snippets/gatehouse-auth.conf included as shipped)"
+[ $nginx_status = 0 ] || printf '%s\n' "$NGINX_OUT" | diag
 nginx_start "$NG"
 NGX_PID=$!
 wait_for 5 http_answers "http://127.0.0.1:$P_NGX/v2/" || { diag <"$NG/logs/error.log"; die "nginx did not start"; }
