@@ -50,13 +50,63 @@ public enum PasswordHash: Sendable, Equatable {
             self = .plain(sha256: Array(SHA256.hash(data: Array(secret))))
         } else if Self.isCryptString(field) {
             // Ask libxcrypt now, so an unusable line is reported at load time, not at login.
-            guard CryptFunction.crypt(phrase: "probe", setting: field) != nil else {
-                throw .unsupported("libxcrypt cannot verify this hash")
+            // The probe costs a whole hash at the entry's own cost (50 ms for bcrypt 10), which
+            // made loading 1,000 users take 50 s; so well-formed bcrypt needs no probe and
+            // sha-crypt is probed at 1,000 rounds (see `cheapProbe`).
+            switch Self.cheapProbe(field) {
+            case .wellFormed: break
+            case .probe(let setting):
+                guard CryptFunction.crypt(phrase: "probe", setting: setting) != nil else {
+                    throw .unsupported("libxcrypt cannot verify this hash")
+                }
             }
             self = .crypt(field)
         } else {
             throw .unsupported("unknown hash format")
         }
+    }
+
+    enum CryptCheck: Equatable {
+        /// A form libxcrypt always accepts: nothing to ask.
+        case wellFormed
+        /// Ask `crypt_rn` with this setting; it fails exactly when the entry's own would.
+        case probe(String)
+    }
+
+    /// What checking a crypt string at load time takes. bcrypt (`$2a$`, `$2b$`, `$2x$`, `$2y$`,
+    /// cost 04–31, 53 characters of `./A-Za-z0-9`) is accepted by libxcrypt in every such
+    /// spelling (checked against libxcrypt 4.4.33), so it needs no probe. sha-crypt is probed at
+    /// 1,000 rounds, libxcrypt's minimum, with the entry's salt; a `rounds=` outside
+    /// 1000…999999999 or with a leading zero is probed as written, so libxcrypt refuses it.
+    /// Every other form is probed as written.
+    static func cheapProbe(_ field: String) -> CryptCheck {
+        let bytes = Array(field.utf8)
+        func isBase64(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "/")
+        }
+        func digits(_ slice: ArraySlice<UInt8>) -> Int? {
+            guard !slice.isEmpty, slice.count <= 9, slice.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+            return slice.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        }
+        let dollar = UInt8(ascii: "$")
+        if bytes.count == 60, bytes[0] == dollar, bytes[1] == UInt8(ascii: "2"), "abxy".utf8.contains(bytes[2]), bytes[3] == dollar,
+            let cost = digits(bytes[4..<6]), (4...31).contains(cost), bytes[6] == dollar, bytes[7...].allSatisfy(isBase64)
+        {
+            return .wellFormed
+        }
+        if bytes.count > 3, bytes[0] == dollar, bytes[1] == UInt8(ascii: "5") || bytes[1] == UInt8(ascii: "6"), bytes[2] == dollar {
+            let prefix = String(decoding: bytes[0..<3], as: UTF8.self)
+            let rest = bytes[3...]
+            let rounds = Array("rounds=".utf8)
+            guard rest.starts(with: rounds) else { return .probe(prefix + "rounds=1000$" + String(decoding: rest, as: UTF8.self)) }
+            let afterKey = rest.dropFirst(rounds.count)
+            guard let end = afterKey.firstIndex(of: dollar), afterKey.first != UInt8(ascii: "0"),
+                let value = digits(afterKey[..<end]), (1000...999_999_999).contains(value)
+            else { return .probe(field) }
+            return .probe(prefix + "rounds=1000" + String(decoding: afterKey[end...], as: UTF8.self))
+        }
+        return .probe(field)
     }
 
     private static func isCryptString(_ field: String) -> Bool {

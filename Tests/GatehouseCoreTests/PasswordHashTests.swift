@@ -85,6 +85,39 @@ struct PasswordHashTests {
         #expect(throws: PasswordHashError.self) { try PasswordHash(parsing: field) }
     }
 
+    /// Loading an htpasswd file checks every crypt entry with libxcrypt. A full probe costs the
+    /// entry's own hash (50 ms for bcrypt 10, a minute for 1,000 users), so the cheap check must
+    /// accept and refuse exactly what the full probe does; here on forms cheap enough to probe.
+    @Test(arguments: [
+        "$2y$04$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xS",
+        "$2a$04$////////////////////////////////////////////////////.",
+        "$2b$05$zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+        "$2x$04$9999999999999999999999999999999999999999999999999999Z",
+        "$2y$03$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xS",
+        "$2q$04$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xS",
+        "$2y$04$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9x",
+        "$2y$04$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9x!",
+        "$2y$4$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xSS",
+        "$5$saltsaltsaltsalt$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ",
+        "$6$rounds=1000$salt$abc", "$6$rounds=1500$salt$abc", "$5$rounds=999$salt$abc", "$5$rounds=01000$salt$abc",
+        "$6$rounds=1000000000$salt$abc", "$6$rounds=$salt$abc", "$6$rounds=abc$salt$abc", "$6$rounds=1000",
+        "$6$$abc", "$6$sa:lt$abc", "$6$salt", "$5$", "$6$rounds=1000$$abc", "$1$salt$abc", "$y$garbage", "$7$abc",
+    ])
+    func loadTimeCheckAgreesWithAFullProbe(field: String) {
+        let accepted = (try? PasswordHash(parsing: field)) != nil
+        let probed = CryptFunction.crypt(phrase: "probe", setting: field) != nil
+        #expect(accepted == probed, "\(PasswordHash.cheapProbe(field))")
+    }
+
+    @Test func wellFormedBcryptIsNotHashedAtLoad() {
+        // Cost 31 would take days to hash: parsing must not try.
+        let field = "$2y$31$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xS"
+        #expect(PasswordHash.cheapProbe(field) == .wellFormed)
+        #expect((try? PasswordHash(parsing: field)) == .crypt(field))
+        #expect(PasswordHash.cheapProbe("$6$rounds=656000$salt$abc") == .probe("$6$rounds=1000$salt$abc"))
+        #expect(PasswordHash.cheapProbe("$6$salt$abc") == .probe("$6$rounds=1000$salt$abc"))
+    }
+
     @Test(arguments: PasswordHasher.Algorithm.allCases)
     func hasherOutputIsVerifiedByApachesHtpasswd(algorithm: PasswordHasher.Algorithm) throws {
         let directory = try makeTemporaryDirectory()
