@@ -55,6 +55,7 @@ public enum PasswordHash: Sendable, Equatable {
             // sha-crypt is probed at 1,000 rounds (see `cheapProbe`).
             switch Self.cheapProbe(field) {
             case .wellFormed: break
+            case .tooSlow(let why): throw .unsupported(why)
             case .probe(let setting):
                 guard CryptFunction.crypt(phrase: "probe", setting: setting) != nil else {
                     throw .unsupported("libxcrypt cannot verify this hash")
@@ -71,14 +72,23 @@ public enum PasswordHash: Sendable, Equatable {
         case wellFormed
         /// Ask `crypt_rn` with this setting; it fails exactly when the entry's own would.
         case probe(String)
+        /// Verifiable, but each login would hold a hashing thread for many seconds to days, so
+        /// a few logins could take every thread: the account is locked instead.
+        case tooSlow(String)
     }
+
+    /// The highest bcrypt cost Apache's `htpasswd -C` writes (17: about 6 s per login here).
+    static let maximumBcryptCost = 17
+    /// sha-crypt rounds above this take seconds per login (about 4 s at 10 million).
+    static let maximumShaCryptRounds = 10_000_000
 
     /// What checking a crypt string at load time takes. bcrypt (`$2a$`, `$2b$`, `$2x$`, `$2y$`,
     /// cost 04–31, 53 characters of `./A-Za-z0-9`) is accepted by libxcrypt in every such
     /// spelling (checked against libxcrypt 4.4.33), so it needs no probe. sha-crypt is probed at
     /// 1,000 rounds, libxcrypt's minimum, with the entry's salt; a `rounds=` outside
     /// 1000…999999999 or with a leading zero is probed as written, so libxcrypt refuses it.
-    /// Every other form is probed as written.
+    /// Costs that would make every login a denial of service are refused (`tooSlow`). Every
+    /// other form is probed as written.
     static func cheapProbe(_ field: String) -> CryptCheck {
         let bytes = Array(field.utf8)
         func isBase64(_ byte: UInt8) -> Bool {
@@ -93,6 +103,9 @@ public enum PasswordHash: Sendable, Equatable {
         if bytes.count == 60, bytes[0] == dollar, bytes[1] == UInt8(ascii: "2"), "abxy".utf8.contains(bytes[2]), bytes[3] == dollar,
             let cost = digits(bytes[4..<6]), (4...31).contains(cost), bytes[6] == dollar, bytes[7...].allSatisfy(isBase64)
         {
+            guard cost <= maximumBcryptCost else {
+                return .tooSlow("bcrypt cost \(cost) is above \(maximumBcryptCost), the highest Apache's htpasswd writes: every login would hash for minutes or more")
+            }
             return .wellFormed
         }
         if bytes.count > 3, bytes[0] == dollar, bytes[1] == UInt8(ascii: "5") || bytes[1] == UInt8(ascii: "6"), bytes[2] == dollar {
@@ -104,6 +117,9 @@ public enum PasswordHash: Sendable, Equatable {
             guard let end = afterKey.firstIndex(of: dollar), afterKey.first != UInt8(ascii: "0"),
                 let value = digits(afterKey[..<end]), (1000...999_999_999).contains(value)
             else { return .probe(field) }
+            guard value <= maximumShaCryptRounds else {
+                return .tooSlow("sha-crypt with \(value) rounds is above \(maximumShaCryptRounds): every login would hash for seconds or more")
+            }
             return .probe(prefix + "rounds=1000" + String(decoding: afterKey[end...], as: UTF8.self))
         }
         return .probe(field)

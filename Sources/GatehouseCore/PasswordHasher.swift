@@ -5,9 +5,9 @@
 public enum PasswordHasher {
     /// The schemes offered for new hashes.
     public enum Algorithm: String, Sendable, CaseIterable {
-        /// `$2y$`, cost 4…31 (default 10).
+        /// `$2y$`, cost 4…17 (default 10; 17 is Apache's limit and the loader's).
         case bcrypt
-        /// sha512-crypt `$6$`, cost = rounds 1000…999,999,999 (default 5000).
+        /// sha512-crypt `$6$`, cost = rounds 1000…10,000,000 (default 5000; the loader's limit).
         case sha512
         /// Apache `$apr1$` (no cost).
         case apr1
@@ -22,11 +22,11 @@ public enum PasswordHasher {
         switch algorithm {
         case .bcrypt:
             let cost = cost ?? 10
-            guard (4...31).contains(cost) else { throw .invalid("bcrypt cost must be 4 to 31") }
+            guard (4...PasswordHash.maximumBcryptCost).contains(cost) else { throw .invalid("bcrypt cost must be 4 to \(PasswordHash.maximumBcryptCost)") }
             if password.utf8.count > 72 { throw .invalid("bcrypt uses only the first 72 bytes of a password; choose sha512") }
             setting = CryptFunction.generateSetting(prefix: "$2y$", cost: UInt(cost))
         case .sha512:
-            if let cost, !(1000...999_999_999).contains(cost) { throw .invalid("sha512 rounds must be 1000 to 999999999") }
+            if let cost, !(1000...PasswordHash.maximumShaCryptRounds).contains(cost) { throw .invalid("sha512 rounds must be 1000 to \(PasswordHash.maximumShaCryptRounds)") }
             setting = CryptFunction.generateSetting(prefix: "$6$", cost: UInt(cost ?? 0))
         case .apr1:
             guard cost == nil else { throw .invalid("apr1 has no cost") }

@@ -17,7 +17,7 @@ struct HashCommand: ParsableCommand {
     @Option(help: "bcrypt (default), sha512 or apr1.")
     var algorithm: PasswordHasher.Algorithm = .bcrypt
 
-    @Option(help: "bcrypt cost (4-31, default 10) or sha512 rounds.")
+    @Option(help: "bcrypt cost (4-17, default 10) or sha512 rounds (1000-10000000, default 5000).")
     var cost: Int?
 
     @Argument(help: "The user name.")

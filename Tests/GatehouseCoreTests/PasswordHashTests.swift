@@ -110,12 +110,27 @@ struct PasswordHashTests {
     }
 
     @Test func wellFormedBcryptIsNotHashedAtLoad() {
-        // Cost 31 would take days to hash: parsing must not try.
-        let field = "$2y$31$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xS"
+        // Cost 17 takes seconds to hash: parsing must not try.
+        let field = "$2y$17$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xS"
         #expect(PasswordHash.cheapProbe(field) == .wellFormed)
         #expect((try? PasswordHash(parsing: field)) == .crypt(field))
         #expect(PasswordHash.cheapProbe("$6$rounds=656000$salt$abc") == .probe("$6$rounds=1000$salt$abc"))
         #expect(PasswordHash.cheapProbe("$6$salt$abc") == .probe("$6$rounds=1000$salt$abc"))
+    }
+
+    /// An entry whose every verification takes minutes (bcrypt 31 takes days) would let a few
+    /// logins hold every hashing thread: it locks the account, with the reason at load.
+    @Test func costsThatWouldStallEveryLoginLockTheAccount() {
+        let file = HtpasswdFile(parsing: """
+            slow:$2y$31$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xS
+            slower:$6$rounds=999999999$salt$abc
+            fine:$2y$17$abcdefghijklmnopqrstuu5Zr0z1wV9v0Ux8hY7Oj4zQ0ZcYvY9xS
+            """, path: "p")
+        #expect(file.entries["slow"] == .locked)
+        #expect(file.entries["slower"] == .locked)
+        #expect(file.entries["fine"] != .locked)
+        #expect(file.diagnostics.map(\.line) == [1, 2])
+        #expect(file.diagnostics.first?.message.contains("bcrypt cost 31 is above 17") == true, "\(file.diagnostics)")
     }
 
     @Test(arguments: PasswordHasher.Algorithm.allCases)
@@ -135,5 +150,8 @@ struct PasswordHashTests {
         #expect(throws: PasswordHasherError.self) { try PasswordHasher.hash(password: "a\u{0}b", algorithm: .sha512, cost: nil) }
         #expect(throws: PasswordHasherError.self) { try PasswordHasher.hash(password: String(repeating: "x", count: 73), algorithm: .bcrypt, cost: 5) }
         #expect(throws: PasswordHasherError.self) { try PasswordHasher.hash(password: "x", algorithm: .bcrypt, cost: 3) }
+        // Nor what the loader would lock as too slow to verify.
+        #expect(throws: PasswordHasherError.self) { try PasswordHasher.hash(password: "x", algorithm: .bcrypt, cost: 18) }
+        #expect(throws: PasswordHasherError.self) { try PasswordHasher.hash(password: "x", algorithm: .sha512, cost: 10_000_001) }
     }
 }
