@@ -34,6 +34,13 @@ struct FileStamp: Equatable, Sendable {
 
 /// Reads a whole text file; throws with the path and the system's reason.
 func readTextFile(_ path: String) throws(FileReadError) -> String {
+    let bytes = try readFile(path)
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw FileReadError(path: path, reason: "not valid UTF-8") }
+    return text
+}
+
+/// The bytes of a file of at most 64 MiB.
+func readFile(_ path: String) throws(FileReadError) -> [UInt8] {
     guard let file = fopen(path, "rb") else { throw FileReadError(path: path, reason: String(cString: strerror(errno))) }
     defer { fclose(file) }
     var bytes: [UInt8] = []
@@ -48,8 +55,7 @@ func readTextFile(_ path: String) throws(FileReadError) -> String {
         // A credentials file of more than 64 MiB is a mistake, not a user list.
         if bytes.count > 64 << 20 { throw FileReadError(path: path, reason: "file larger than 64 MiB") }
     }
-    guard let text = String(validating: bytes, as: UTF8.self) else { throw FileReadError(path: path, reason: "not valid UTF-8") }
-    return text
+    return bytes
 }
 
 /// A file could not be read.

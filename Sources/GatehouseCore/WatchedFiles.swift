@@ -15,11 +15,17 @@ public struct WatchedFiles: Sendable {
     private var digests: [SHA256.Digest?]
 
     public init(paths: [String]) {
+        self.paths = Self.unique(paths)
+        stamps = self.paths.map { FileStamp(path: $0) }
+        digests = self.paths.map(Self.digest)
+    }
+
+    /// `paths` without repeats, in order: what ``paths`` holds for them, found without reading
+    /// any file.
+    public static func unique(_ paths: [String]) -> [String] {
         var unique: [String] = []
         for path in paths where !unique.contains(path) { unique.append(path) }
-        self.paths = unique
-        stamps = unique.map { FileStamp(path: $0) }
-        digests = unique.map(Self.digest)
+        return unique
     }
 
     /// Whether any file's contents changed, or a file appeared or vanished, since the last
@@ -37,9 +43,11 @@ public struct WatchedFiles: Sendable {
         return changed
     }
 
+    /// Of the bytes, not the text: an edit that leaves a file invalid UTF-8 is still a change
+    /// (the reload then reports the file).
     private static func digest(_ path: String) -> SHA256.Digest? {
-        guard let text = try? readTextFile(path) else { return nil }
-        return SHA256.hash(data: Array(text.utf8))
+        guard let bytes = try? readFile(path) else { return nil }
+        return SHA256.hash(data: bytes)
     }
 }
 

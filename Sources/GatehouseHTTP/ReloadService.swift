@@ -90,18 +90,19 @@ struct ReloadService: Service {
         store.snapshot.engine.shutdown()
     }
 
-    private func watchedFiles(_ configuration: Configuration) -> WatchedFiles {
-        WatchedFiles(paths: (source.configurationFile.map { [$0] } ?? []) + configuration.referencedFiles)
+    private func watchedPaths(_ configuration: Configuration) -> [String] {
+        WatchedFiles.unique((source.configurationFile.map { [$0] } ?? []) + configuration.referencedFiles)
     }
 
     private func watch(every interval: Duration, _ triggers: AsyncStream<Trigger>.Continuation) async {
-        baseline.withLockedValue { $0 = watchedFiles(store.snapshot.configuration) }
+        baseline.withLockedValue { $0 = WatchedFiles(paths: watchedPaths(store.snapshot.configuration)) }
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
-            let paths = watchedFiles(store.snapshot.configuration).paths
+            // Only stats each second; a file is read (and hashed) when its stamp moved.
+            let paths = watchedPaths(store.snapshot.configuration)
             let changed = baseline.withLockedValue { files -> Bool in
                 // A reload may have changed which files matter.
-                guard let current = files, current.paths == paths else {
+                guard files?.paths == paths else {
                     files = WatchedFiles(paths: paths)
                     return false
                 }
@@ -136,7 +137,7 @@ struct ReloadService: Service {
             logger.warning("listen changed; the new address takes effect after a restart")
         }
         store.replace(engine: engine, configuration: configuration)
-        if source.pollInterval != nil { baseline.withLockedValue { $0 = watchedFiles(configuration) } }
+        if source.pollInterval != nil { baseline.withLockedValue { $0 = WatchedFiles(paths: watchedPaths(configuration)) } }
         metrics.reload(trigger: trigger.rawValue, success: true)
         logger.notice("configuration reloaded", metadata: ["trigger": "\(trigger.rawValue)"])
         return .applied

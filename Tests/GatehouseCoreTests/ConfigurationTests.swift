@@ -100,6 +100,13 @@ struct ConfigurationTests {
             #expect(rename(replacement, file) == 0)
             let changed6 = watched.refresh()
             #expect(changed6, "a file replaced by rename, as editors and config management do")
+            try Data([0xFF, 0xFE, 0x01]).write(to: URL(fileURLWithPath: file))
+            let changed7 = watched.refresh()
+            #expect(changed7, "an edit that leaves the file invalid UTF-8")
+            try Data([0xFF, 0xFE, 0x02]).write(to: URL(fileURLWithPath: file))
+            let changed8 = watched.refresh()
+            #expect(changed8, "and another one: bytes are compared, not text")
+            #expect(WatchedFiles.unique([file, missing, file]) == watched.paths)
         }
     }
 
