@@ -63,16 +63,11 @@ public final class CredentialCache: Sendable {
         }
     }
 
-    /// A shard behind its own lock.
-    private final class LockedShard: Sendable {
-        let mutex = NIOLockedValueBox(Shard())
-        func withLockedValue<T>(_ body: (inout Shard) -> T) -> T { mutex.withLockedValue { body(&$0) } }
-    }
-
     /// HMAC-SHA-256 keyed with a random per-process secret, ready to be copied for each key:
     /// keying it once saves the key schedule on every request.
     private let keyedMAC = HMAC<SHA256>(key: SymmetricKey(size: .bits256))
-    private let shards: [LockedShard]
+    /// Each shard behind its own lock.
+    private let shards: [NIOLockedValueBox<Shard>]
     private let capacityPerShard: Int
     private let ttl: Duration
     private let negativeTTL: Duration
@@ -85,7 +80,7 @@ public final class CredentialCache: Sendable {
     public init(configuration: CacheConfiguration, metrics: GatehouseMetrics = .disabled) {
         self.metrics = metrics
         shardCount = max(1, min(16, configuration.maxEntries))
-        shards = (0..<shardCount).map { _ in LockedShard() }
+        shards = (0..<shardCount).map { _ in NIOLockedValueBox(Shard()) }
         capacityPerShard = configuration.maxEntries / shardCount
         ttl = configuration.ttl
         negativeTTL = configuration.negativeTTL

@@ -31,7 +31,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
         // A host name or IPv4 address; in brackets, an IPv6 address (with an optional zone).
         let bracketed = text.hasPrefix("[")
         let allowed = host.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (scalar.properties.isASCIIHexDigit || ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+            scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
                 || scalar == "." || (bracketed ? scalar == ":" || scalar == "%" : scalar == "-"))
         }
         guard allowed, !bracketed || host.contains(":") else { return nil }
