@@ -117,8 +117,12 @@ struct ReloadService: Service {
     func reload(_ trigger: Trigger) async -> Outcome {
         let engine: DecisionEngine
         let configuration: Configuration
+        let seen: WatchedFiles?
         do {
             configuration = try source.load()
+            // The files as this reload reads them, taken before the backends read theirs and
+            // the readiness check (up to `timeout`): an edit during that time is still news.
+            seen = source.pollInterval == nil ? nil : WatchedFiles(paths: watchedPaths(configuration))
             engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics, previous: store.snapshot.engine)
         } catch {
             refuse(trigger, because: "\(error)")
@@ -137,7 +141,7 @@ struct ReloadService: Service {
             logger.warning("listen changed; the new address takes effect after a restart")
         }
         store.replace(engine: engine, configuration: configuration)
-        if source.pollInterval != nil { baseline.withLockedValue { $0 = WatchedFiles(paths: watchedPaths(configuration)) } }
+        if let seen { baseline.withLockedValue { $0 = seen } }
         metrics.reload(trigger: trigger.rawValue, success: true)
         logger.notice("configuration reloaded", metadata: ["trigger": "\(trigger.rawValue)"])
         return .applied
