@@ -8,10 +8,14 @@
 public struct Access: Sendable, Equatable, CustomStringConvertible {
     public let action: String
     public let resource: String?
+    /// Other spellings of `resource` an upstream may serve as the same thing (http policies;
+    /// see ``HTTPPath``). No rule may explicitly deny any of them.
+    public let alternateResources: [String]
 
-    public init(action: String, resource: String?) {
+    public init(action: String, resource: String?, alternateResources: [String] = []) {
         self.action = action
         self.resource = resource
+        self.alternateResources = alternateResources
     }
 
     public var description: String { resource.map { "\(action) on \($0)" } ?? action }

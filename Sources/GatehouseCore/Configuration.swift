@@ -72,15 +72,29 @@ public struct CacheConfiguration: Sendable, Equatable {
     public init() {}
 }
 
-/// `lockout:` — failed logins tolerated per user and client within a window.
+/// `lockout:` — failed logins tolerated within `window`: per (user, address) pair, per user
+/// across addresses, and per address across users (see ``LockoutTracker``).
+///
+/// The defaults: a person's own typos lock only that person, only at that address, after 10
+/// distinct wrong passwords; a guesser spread over addresses gets 30 per window for one user;
+/// an office of 500 behind one NAT would need 100 distinct wrong passwords within 5 minutes
+/// before its not-yet-cached logins wait, while everyone verified within the cache `ttl`
+/// keeps passing.
 public struct LockoutConfiguration: Sendable, Equatable {
+    /// `max_failures`: per (user, address) pair; 0 turns lockout off.
     public var maxFailures = 10
+    /// `user_max_failures`: per user, across all addresses.
+    public var userMaxFailures = 30
+    /// `address_max_failures`: per address (IPv6: per /64), across all users.
+    public var addressMaxFailures = 100
     public var window: Duration = .seconds(300)
 
     public init() {}
 
-    public init(maxFailures: Int, window: Duration) {
+    public init(maxFailures: Int, userMaxFailures: Int? = nil, addressMaxFailures: Int? = nil, window: Duration) {
         self.maxFailures = maxFailures
+        self.userMaxFailures = userMaxFailures ?? max(maxFailures, 30)
+        self.addressMaxFailures = addressMaxFailures ?? max(maxFailures, 100)
         self.window = window
     }
 }

@@ -92,11 +92,26 @@ extension Configuration {
             if let value = reader.duration(cache["stale_grace"], key: "cache.stale_grace") { configuration.cache.staleGrace = value }
             if let value = reader.integer(cache["max_entries"], key: "cache.max_entries", range: 0...10_000_000) { configuration.cache.maxEntries = value }
         }
-        if let lockout = reader.mapping(top["lockout"], key: "lockout", allowed: ["max_failures", "window"]) {
+        if let lockout = reader.mapping(top["lockout"], key: "lockout", allowed: ["max_failures", "user_max_failures", "address_max_failures", "window"]) {
             if let value = reader.integer(lockout["max_failures"], key: "lockout.max_failures", range: 0...1_000_000) {
                 configuration.lockout.maxFailures = value
             }
-            if let value = reader.duration(lockout["window"], key: "lockout.window") { configuration.lockout.window = value }
+            if let value = reader.integer(lockout["user_max_failures"], key: "lockout.user_max_failures", range: 1...1_000_000) {
+                configuration.lockout.userMaxFailures = value
+            }
+            if let value = reader.integer(lockout["address_max_failures"], key: "lockout.address_max_failures", range: 1...1_000_000) {
+                configuration.lockout.addressMaxFailures = value
+            }
+            if let value = reader.duration(lockout["window"], key: "lockout.window") {
+                if value < .seconds(1) { reader.fail("lockout.window", lockout["window"], "must be at least 1s") } else { configuration.lockout.window = value }
+            }
+            let settings = configuration.lockout
+            if settings.maxFailures > 0, settings.userMaxFailures < settings.maxFailures {
+                reader.fail("lockout.user_max_failures", lockout["user_max_failures"], "must be at least max_failures (\(settings.maxFailures)): it counts the same user over every address")
+            }
+            if settings.maxFailures > 0, settings.addressMaxFailures < settings.maxFailures {
+                reader.fail("lockout.address_max_failures", lockout["address_max_failures"], "must be at least max_failures (\(settings.maxFailures)): it counts every user from the address")
+            }
         }
         if let log = reader.mapping(top["log"], key: "log", allowed: ["level", "format", "denials_only"]) {
             if let level = reader.string(log["level"], key: "log.level") {
@@ -244,6 +259,14 @@ extension Configuration {
             ldap.groupFilter = filter
         }
         if let value = reader.string(fields["group_attribute"], key: "\(key).group_attribute") { ldap.groupAttribute = value }
+        for (field, path) in [("email_attribute", \LDAPConfiguration.emailAttribute), ("name_attribute", \LDAPConfiguration.nameAttribute)] {
+            guard let value = reader.string(fields[field], key: "\(key).\(field)") else { continue }
+            if !value.isEmpty, !value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ";") }) {
+                reader.fail("\(key).\(field)", fields[field], "\"\(value)\" is not an LDAP attribute name (\"\" turns it off)")
+            } else {
+                ldap[keyPath: path] = value.isEmpty ? nil : value
+            }
+        }
         if let value = reader.strings(fields["upn_suffixes"], key: "\(key).upn_suffixes") { ldap.upnSuffixes = value }
         if let value = reader.string(fields["netbios_domain"], key: "\(key).netbios_domain") { ldap.netbiosDomain = value }
         if let file = reader.string(fields["ca_file"], key: "\(key).ca_file") {
@@ -312,7 +335,7 @@ extension Configuration {
                 reader.fail(key, nameNode, "policy names use letters, digits, '-' and '_' (they appear in /auth/{policy})")
                 continue
             }
-            guard let fields = reader.mapping(body, key: key, allowed: ["type", "rules"]) else { continue }
+            guard let fields = reader.mapping(body, key: key, allowed: ["type", "rules", "upstream_groups"]) else { continue }
             guard let typeText = reader.string(fields["type"], key: "\(key).type") else {
                 if fields["type"] == nil { reader.fail("\(key).type", body, "is required (registry or http)") }
                 continue
@@ -327,7 +350,18 @@ extension Configuration {
             for (index, ruleNode) in ruleNodes.enumerated() {
                 if let rule = parseRule(ruleNode, policy: name, kind: kind, position: index + 1, reader: reader) { rules.append(rule) }
             }
-            policies.append(Policy(name: name, kind: kind, rules: rules))
+            var upstreamGroups: [Glob]?
+            if let patterns = reader.strings(fields["upstream_groups"], key: "\(key).upstream_groups") {
+                upstreamGroups = []
+                for (index, pattern) in patterns.enumerated() {
+                    do {
+                        upstreamGroups?.append(try Glob(pattern))
+                    } catch {
+                        reader.fail("\(key).upstream_groups[\(index + 1)]", fields["upstream_groups"], error.description)
+                    }
+                }
+            }
+            policies.append(Policy(name: name, kind: kind, rules: rules, upstreamGroups: upstreamGroups))
         }
         if policies.isEmpty && reader.errors.isEmpty { reader.fail("policies", node, "needs at least one policy") }
         return policies
@@ -337,7 +371,7 @@ extension Configuration {
         let key = "policies.\(policy).rules[\(position)]"
         let whereKey = kind == .registry ? "repositories" : "paths"
         let whatKey = kind == .registry ? "allow" : "methods"
-        guard let fields = reader.mapping(node, key: key, allowed: ["name", "users", "groups", "anonymous", whereKey, whatKey]) else { return nil }
+        guard let fields = reader.mapping(node, key: key, allowed: ["name", "users", "groups", "anonymous", "networks", whereKey, whatKey]) else { return nil }
         let errorCount = reader.errors.count
         let label = reader.string(fields["name"], key: "\(key).name") ?? "\(policy)#\(position)"
         let users = reader.strings(fields["users"], key: "\(key).users") ?? []
@@ -348,6 +382,16 @@ extension Configuration {
         }
         for (index, name) in (users + groups).enumerated() where name.isEmpty || name.containsControlCharacter {
             reader.fail(key, node, "user or group name \(index + 1) is empty or has control characters")
+        }
+        var networks: [IPNetwork]?
+        if let texts = reader.strings(fields["networks"], key: "\(key).networks") {
+            networks = []
+            for (index, text) in texts.enumerated() {
+                if let network = IPNetwork(parsing: text) { networks?.append(network) } else {
+                    reader.fail("\(key).networks[\(index + 1)]", fields["networks"], "\"\(text)\" is not an address or CIDR network")
+                }
+            }
+            if texts.isEmpty { reader.fail("\(key).networks", fields["networks"], "an empty list matches no client; leave the key out to match every client") }
         }
         var resources: [Glob]?
         if let patterns = reader.strings(fields[whereKey], key: "\(key).\(whereKey)") {
@@ -386,6 +430,6 @@ extension Configuration {
             }
         }
         guard reader.errors.count == errorCount else { return nil }
-        return Rule(label: label, users: users, groups: groups, anonymous: anonymous, resources: resources, allowed: allowed)
+        return Rule(label: label, users: users, groups: groups, anonymous: anonymous, resources: resources, allowed: allowed, networks: networks)
     }
 }

@@ -15,9 +15,11 @@ public protocol CredentialBackend: Sendable {
     /// The identity of `user` without checking a password, for operators' what-if questions.
     func identity(of user: String) async throws -> Identity?
 
-    /// Spends the time a real verification of `credentials` would, with no result, so that an
-    /// unknown user cannot be told from a wrong password by timing.
-    func equaliseTiming(_ credentials: BasicCredentials) async
+    /// Returns about as long after `started` as a real verification of `login`'s password by
+    /// this backend takes, so that an unknown user or a refused guess cannot be told from a
+    /// wrong password by timing. Waits on a timer (no thread, no hashing) once the backend has
+    /// measured a real verification of that class.
+    func equaliseTiming(for login: String, since started: ContinuousClock.Instant) async
 
     /// Nil when the backend can answer, else why not.
     func readinessProblem() async -> String?

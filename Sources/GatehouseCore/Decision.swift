@@ -28,10 +28,19 @@ public struct Decision: Sendable, Equatable {
     public var groups: [String]
     /// The backend that vouched for the user.
     public var backend: String?
+    /// The user's e-mail address from the directory (`X-Auth-Email`), if any.
+    public var email: String?
+    /// The user's display name from the directory (`X-Auth-Name`), if any.
+    public var displayName: String?
     /// The action (registry) or method (http) of the request, once known.
     public var action: String?
-    /// The repository (registry) or path (http) of the request, once known.
+    /// The repository of a registry request, once known.
     public var repository: String?
+    /// The path of an http policy's request as rules judged it (`;` parameters removed).
+    public var path: String?
+    /// What `X-Auth-Groups` carries on an allowed request: the policy's `upstream_groups`,
+    /// whole names only, and whether some had to be left out (``UpstreamGroups``).
+    public var upstreamGroups = UpstreamGroups.none
     /// The deciding rule (`registry#3`, a rule's name, `login`, `default-deny`, …).
     public var rule: String
     /// One sentence for `X-Auth-Reason`; never says whether a user exists.
@@ -58,8 +67,11 @@ public struct Decision: Sendable, Equatable {
             user: nil,
             groups: [],
             backend: nil,
+            email: nil,
+            displayName: nil,
             action: nil,
             repository: nil,
+            path: nil,
             rule: rule,
             reason: reason,
             logDetail: nil,

@@ -90,7 +90,10 @@ public struct DecisionEngine: Sendable {
         }
         var decision = Decision.make(.deny, policy: policy.name, rule: "default-deny", reason: "")
         decision.action = accesses[0].action
-        decision.repository = accesses[0].resource
+        switch policy.kind {
+        case .registry: decision.repository = accesses[0].resource
+        case .http: decision.path = accesses[0].resource
+        }
 
         // 2. The requester.
         let identity: Identity?
@@ -120,9 +123,10 @@ public struct DecisionEngine: Sendable {
         decision.backend = identity?.backend
 
         // 3. The rules, for every access the request needs.
+        let client = policy.usesNetworks ? request.clientAddress.flatMap(ClientIP.init) : nil
         var first: RuleVerdict?
         for access in accesses {
-            let verdict = policy.evaluate(access, identity: identity, trace: request.wantsTrace)
+            let verdict = policy.evaluate(access, identity: identity, client: client, trace: request.wantsTrace)
             decision.trace += verdict.trace
             if first == nil { first = verdict }
             guard verdict.allowed else {
@@ -136,6 +140,11 @@ public struct DecisionEngine: Sendable {
         }
         decision.outcome = .allow
         decision.status = 200
+        if let identity {
+            decision.upstreamGroups = UpstreamGroups(policy.upstreamGroups(of: identity))
+            decision.email = identity.email
+            decision.displayName = identity.displayName
+        }
         decision.rule = first?.rule ?? "default-deny"
         decision.reason = accesses.count > 1 ? accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? "")
         if let staleBecause { decision.markStale(staleBecause) }
@@ -182,22 +191,43 @@ public struct DecisionEngine: Sendable {
             return .failure(.challenge(reason: "no backend knows user \(user)", detail: nil))
         }
 
+        let started = ContinuousClock.now
         let lockoutNames = Set(backends.map { $0.lockoutName(for: parsed.user) })
-        if let locked = lockout.lockReason(users: lockoutNames, address: address) {
-            metrics.lockedOutRequest()
-            // As slow as a wrong password, so that a lockout does not show in the timing.
-            if let first = backends.first { await first.equaliseTiming(parsed) }
-            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(locked)"))
+        let status = lockout.status(users: lockoutNames, address: address)
+        if let scope = status.locked {
+            // No verification, no hashing: wait about as long as one would take, so that the
+            // lockout does not show in the timing, then refuse.
+            metrics.refusedGuess(scope: scope.rawValue)
+            await equaliseTiming(parsed, since: started)
+            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(status.reason ?? "locked out")"))
         }
-        let result = await verify(parsed)
+        // The hot path: one keyed hash and a shard lookup, no bcrypt, no LDAP. A credential
+        // verified correct within the cache ttl passes even from an address over its ceiling.
+        let key = cache.key(parsed)
+        let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }
+        let result: Verification
+        switch cache.lookUp(key, generation: generation) {
+        case .authenticated(let identity)?:
+            if status.pairHasFailures { lockout.recordSuccess(users: lockoutNames, address: address) }
+            return .success((identity, true, nil))
+        case .rejected?:
+            result = .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": failed recently (cached)", cached: true))
+        case nil where status.addressOverCeiling:
+            metrics.refusedGuess(scope: LockoutTracker.Scope.address.rawValue)
+            await equaliseTiming(parsed, since: started)
+            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(status.reason ?? "address over its ceiling")"))
+        case nil:
+            result = await inFlight.value(for: key) { await self.verifyWithBackends(parsed, key: key, generation: generation, started: started) }
+        }
         switch result {
         case .success(let found) where found.identity != nil && found.staleBecause == nil:
-            lockout.recordSuccess(users: lockoutNames)
+            lockout.recordSuccess(users: lockoutNames, address: address)
         case .failure(.challenge(let reason, let detail, let cached)):
-            let started = lockout.recordFailure(users: lockoutNames, address: address)
-            if !started.isEmpty {
-                for sentence in started { metrics.lockoutStarted(scope: sentence.contains("address:") ? "address" : "user") }
-                return .failure(.challenge(reason: reason, detail: (detail.map { $0 + "; " } ?? "") + started.joined(separator: "; "), cached: cached))
+            let locked = lockout.recordFailure(users: lockoutNames, address: address, fingerprint: key.a)
+            if !locked.isEmpty {
+                for scope in locked { metrics.lockoutStarted(scope: scope.rawValue) }
+                let sentence = "lockout started for " + locked.map(\.rawValue).joined(separator: ", ")
+                return .failure(.challenge(reason: reason, detail: (detail.map { $0 + "; " } ?? "") + sentence, cached: cached))
             }
         default:
             break
@@ -205,22 +235,15 @@ public struct DecisionEngine: Sendable {
         return result
     }
 
-    private func verify(_ parsed: BasicCredentials) async -> Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure> {
-        // The hot path: one keyed hash and a shard lookup, no bcrypt, no LDAP.
-        let key = cache.key(parsed)
-        let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }
-        switch cache.lookUp(key, generation: generation) {
-        case .authenticated(let identity)?:
-            return .success((identity, true, nil))
-        case .rejected?:
-            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": failed recently (cached)", cached: true))
-        case nil:
-            break
-        }
-        return await inFlight.value(for: key) { await self.verifyWithBackends(parsed, key: key, generation: generation) }
+    /// Waits as long as the first backend takes to verify this login's password.
+    private func equaliseTiming(_ parsed: BasicCredentials, since started: ContinuousClock.Instant) async {
+        guard let first = backends.first else { return }
+        let waitStarted = ContinuousClock.now
+        await first.equaliseTiming(for: parsed.user, since: started)
+        metrics.timingWait(waitStarted.duration(to: .now))
     }
 
-    private func verifyWithBackends(_ parsed: BasicCredentials, key: CredentialCache.Key, generation: Int) async -> Verification {
+    private func verifyWithBackends(_ parsed: BasicCredentials, key: CredentialCache.Key, generation: Int, started: ContinuousClock.Instant) async -> Verification {
         for backend in backends {
             do {
                 switch try await backend.authenticate(parsed) {
@@ -243,7 +266,7 @@ public struct DecisionEngine: Sendable {
                 return .failure(.unavailable("\(error)"))
             }
         }
-        if let first = backends.first { await first.equaliseTiming(parsed) }
+        await equaliseTiming(parsed, since: started)
         cache.store(.rejected, for: key, generation: generation)
         return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" is in no backend"))
     }

@@ -83,10 +83,19 @@ public final class GatehouseMetrics: Sendable {
 
     // MARK: Lockout
 
-    /// A lockout started for a `user` or an `address`.
+    /// A lockout started for a `pair` (user from one address), a `user` or an `address`.
     func lockoutStarted(scope: String) { counter("gatehouse_lockouts_total", [("scope", scope)]).increment() }
-    /// A request refused because its user or address is locked out.
-    func lockedOutRequest() { counter("gatehouse_locked_out_requests_total").increment() }
+    /// A login refused without verification because a `pair` or `user` is locked, or an
+    /// `address` is over its ceiling and the cache did not vouch for the credential.
+    func refusedGuess(scope: String) {
+        counter("gatehouse_locked_out_requests_total").increment()
+        counter("gatehouse_lockout_refusals_total", [("scope", scope)]).increment()
+    }
+    /// Time spent waiting (a timer, no thread) so that refusals take as long as verifications.
+    func timingWait(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        counter("gatehouse_timing_wait_microseconds_total").increment(by: Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000))
+    }
 
     // MARK: LDAP
 

@@ -69,13 +69,14 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible {
     public static func == (lhs: Glob, rhs: Glob) -> Bool { lhs.tokens == rhs.tokens }
 
     /// Whether `text` matches, with `${user}` standing for `user` (nil: `${user}` matches nothing).
-    /// Allocates nothing unless the pattern has two or more wildcards and must backtrack.
-    public func matches(_ text: String, user: String?) -> Bool {
+    /// `foldingCase` compares ASCII letters case-insensitively (how IIS or Express may read a
+    /// path). Allocates nothing unless the pattern has two or more wildcards and must backtrack.
+    public func matches(_ text: String, user: String?, foldingCase: Bool = false) -> Bool {
         var text = text
         var user = user ?? ""
         return text.withUTF8 { textBytes in
             user.withUTF8 { userBytes in
-                var matcher = Matcher(tokens: tokens, text: textBytes, user: userBytes, memoize: wildcards > 1)
+                var matcher = Matcher(tokens: tokens, text: textBytes, user: userBytes, memoize: wildcards > 1, foldingCase: foldingCase)
                 return matcher.match(token: 0, position: 0)
             }
         }
@@ -87,23 +88,29 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible {
         let text: UnsafeBufferPointer<UInt8>
         let user: UnsafeBufferPointer<UInt8>
         let memoize: Bool
+        let foldingCase: Bool
         var failed: Set<Int> = []
 
-        init(tokens: [Token], text: UnsafeBufferPointer<UInt8>, user: UnsafeBufferPointer<UInt8>, memoize: Bool) {
+        init(tokens: [Token], text: UnsafeBufferPointer<UInt8>, user: UnsafeBufferPointer<UInt8>, memoize: Bool, foldingCase: Bool) {
             self.tokens = tokens
             self.text = text
             self.user = user
             self.memoize = memoize
+            self.foldingCase = foldingCase
         }
 
         func hasPrefix(_ bytes: some Collection<UInt8>, at position: Int) -> Bool {
             guard text.count - position >= bytes.count else { return false }
             var index = position
             for byte in bytes {
-                guard text[index] == byte else { return false }
+                guard text[index] == byte || (foldingCase && Self.folded(text[index]) == Self.folded(byte)) else { return false }
                 index += 1
             }
             return true
+        }
+
+        static func folded(_ byte: UInt8) -> UInt8 {
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
         }
 
         mutating func match(token: Int, position: Int) -> Bool {

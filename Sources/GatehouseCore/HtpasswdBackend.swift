@@ -18,6 +18,7 @@ public final class HtpasswdBackend: CredentialBackend {
     private let logger: Logger
     private let threadPool: NIOThreadPool
     private let state: NIOLockedValueBox<State>
+    private let times = VerificationTimes()
 
     private struct State {
         var passwords: HtpasswdFile
@@ -80,7 +81,10 @@ public final class HtpasswdBackend: CredentialBackend {
                 _ = self.state.withLockedValue { $0.passwords.timingDummy }?.verify(credentials.password)
                 return .rejected(reason: "account locked in \(self.passwordPath)")
             }
-            guard hash.verify(credentials.password) else { return .rejected(reason: "wrong password") }
+            let started = ContinuousClock.now
+            let verified = hash.verify(credentials.password)
+            self.times.record(started.duration(to: .now), for: hash.costClass)
+            guard verified else { return .rejected(reason: "wrong password") }
             return .authenticated(Identity(user: name, groups: groups, backend: self.name))
         }
     }
@@ -93,10 +97,21 @@ public final class HtpasswdBackend: CredentialBackend {
         }
     }
 
-    public func equaliseTiming(_ credentials: BasicCredentials) async {
+    public func equaliseTiming(for login: String, since started: ContinuousClock.Instant) async {
+        // The user's own hash class when the name is in the file (a locked-out user), else the
+        // file's most common one (an unknown user).
+        let (_, hash, _) = lookUp(login)
+        guard let dummy = (hash == .locked ? nil : hash) ?? state.withLockedValue({ $0.passwords.timingDummy }) else { return }
+        if let estimate = times.estimate(for: dummy.costClass) {
+            await VerificationTimes.wait(estimate, since: started)
+            return
+        }
+        // Not measured yet: verify once for real (against a hash, never a password) and keep
+        // the time; every later refusal of this class only waits.
         _ = try? await threadPool.runIfActive {
-            let dummy = self.state.withLockedValue { $0.passwords.timingDummy }
-            _ = dummy?.verify(credentials.password)
+            let measuring = ContinuousClock.now
+            _ = dummy.verify("gatehouse-timing-probe")
+            self.times.record(measuring.duration(to: .now), for: dummy.costClass)
         }
     }
 

@@ -28,7 +28,13 @@ public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether `address` (textual IPv4 or IPv6; IPv4-mapped IPv6 counts as IPv4) is inside.
     public func contains(_ address: String) -> Bool {
-        guard var candidate = Self.addressBytes(address) else { return false }
+        guard let client = ClientIP(address) else { return false }
+        return contains(client)
+    }
+
+    /// Whether a parsed address is inside (parse once, test against many networks).
+    public func contains(_ client: ClientIP) -> Bool {
+        var candidate = client.bytes
         if candidate.count == 16, bytes.count == 4, candidate.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) {
             candidate = Array(candidate.suffix(4))
         }
@@ -59,5 +65,15 @@ extension IPNetwork {
     /// Whether `text` is a textual IPv4 or IPv6 address.
     public static func addressBytesValid(_ text: String) -> Bool {
         addressBytes(text) != nil
+    }
+}
+
+/// A client's IPv4 or IPv6 address, parsed once per request for `networks` rules.
+public struct ClientIP: Sendable, Equatable {
+    let bytes: [UInt8]
+
+    public init?(_ text: String) {
+        guard let bytes = IPNetwork.addressBytes(text) else { return nil }
+        self.bytes = bytes
     }
 }

@@ -13,13 +13,19 @@ public struct Identity: Sendable, Equatable {
     public let groupsAreCaseInsensitive: Bool
     /// Lower-cased groups, for case-insensitive membership without per-request work.
     let foldedGroups: Set<String>
+    /// The directory's e-mail address for the user (LDAP `mail`, configurable), if any.
+    public let email: String?
+    /// The directory's display name for the user (LDAP `displayName`, configurable), if any.
+    public let displayName: String?
 
-    public init(user: String, groups: [String], backend: String, groupsAreCaseInsensitive: Bool = false) {
+    public init(user: String, groups: [String], backend: String, groupsAreCaseInsensitive: Bool = false, email: String? = nil, displayName: String? = nil) {
         self.user = user
         self.groups = groups.sorted()
         self.backend = backend
         self.groupsAreCaseInsensitive = groupsAreCaseInsensitive
         self.foldedGroups = groupsAreCaseInsensitive ? Set(groups.map { $0.lowercased() }) : []
+        self.email = email
+        self.displayName = displayName
     }
 
     /// Whether the user is in `group`.

@@ -26,6 +26,9 @@ public final class LDAPBackend: CredentialBackend {
     private let pinnedCA: PinnedFile?
     /// Verifications started and not finished, to tell when one has to queue for a thread.
     private let inFlight = Atomic<Int>(0)
+    /// How long a verification (search, bind, groups) takes, for refusals that never reach
+    /// the directory.
+    private let times = VerificationTimes()
 
     /// Reads the service password and starts the thread pool; connects lazily.
     public init(configuration: LDAPConfiguration, logger: Logger, metrics: GatehouseMetrics = .disabled) throws {
@@ -83,7 +86,11 @@ public final class LDAPBackend: CredentialBackend {
     // MARK: CredentialBackend
 
     public func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult {
-        try await run { try self.verify(credentials) }
+        let started = ContinuousClock.now
+        let result = try await run { try self.verify(credentials) }
+        // Only verifications that reached a bind: an unknown user costs a search alone.
+        if result != .unknownUser { times.record(started.duration(to: .now), for: "bind") }
+        return result
     }
 
     public func identity(of user: String) async throws -> Identity? {
@@ -96,13 +103,10 @@ public final class LDAPBackend: CredentialBackend {
         return try identity(for: entry)
     }
 
-    public func equaliseTiming(_ credentials: BasicCredentials) async {
-        // A bind to a name that does not exist costs the directory what a wrong password does.
-        _ = try? await run {
-            try self.binds.withConnection { connection throws(LDAPError) in
-                try? connection.bind(dn: "cn=gatehouse-no-such-user,\(self.configuration.baseDN)", password: credentials.password, step: .userBind)
-            }
-        }
+    public func equaliseTiming(for login: String, since started: ContinuousClock.Instant) async {
+        // Until a real verification was timed, a verification costs the directory a search and
+        // a bind: the pool's timeout bounds both.
+        await VerificationTimes.wait(times.estimate(for: "bind") ?? .milliseconds(2), since: started)
     }
 
     public func readinessProblem() async -> String? {
@@ -174,6 +178,7 @@ public final class LDAPBackend: CredentialBackend {
 
     private var userAttributes: [String] {
         [configuration.usernameAttribute, "memberOf", "objectSid", "primaryGroupID", "userAccountControl", "msDS-User-Account-Control-Computed"]
+            + [configuration.emailAttribute, configuration.nameAttribute].compactMap { $0 }
     }
 
     /// Exactly one entry, or nil: two entries for one login is a directory error, not a guess.
@@ -210,7 +215,18 @@ public final class LDAPBackend: CredentialBackend {
 
     private func identity(for entry: LDAPConnection.Entry) throws(LDAPError) -> Identity {
         let user = entry.strings(configuration.usernameAttribute).first ?? entry.dn
-        return Identity(user: user, groups: try groups(for: entry, user: user), backend: name, groupsAreCaseInsensitive: true)
+        // Read in the same search that found the user: an e-mail or display name costs no
+        // extra round trip. One value each; several (a multi-valued `mail`) take the first.
+        let email = configuration.emailAttribute.flatMap { entry.strings($0).first }
+        let displayName = configuration.nameAttribute.flatMap { entry.strings($0).first }
+        return Identity(
+            user: user,
+            groups: try groups(for: entry, user: user),
+            backend: name,
+            groupsAreCaseInsensitive: true,
+            email: email?.isEmpty == false ? email : nil,
+            displayName: displayName?.isEmpty == false ? displayName : nil
+        )
     }
 
     private func groups(for entry: LDAPConnection.Entry, user: String) throws(LDAPError) -> [String] {

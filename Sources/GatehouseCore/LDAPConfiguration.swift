@@ -35,6 +35,10 @@ public struct LDAPConfiguration: Sendable, Equatable {
     public var groupFilter: String?
     /// The group attribute used as its name in rules (`cn`).
     public var groupAttribute = "cn"
+    /// `email_attribute`: the user attribute sent upstream as `X-Auth-Email` (nil: none).
+    public var emailAttribute: String? = "mail"
+    /// `name_attribute`: the user attribute sent upstream as `X-Auth-Name` (nil: none).
+    public var nameAttribute: String? = "displayName"
     public var nestedGroups: Bool
     public var poolSize = 4
     public var timeout: Duration = .seconds(5)
@@ -47,6 +51,7 @@ public struct LDAPConfiguration: Sendable, Equatable {
     static let keys: Set<String> = [
         "name", "type", "preset", "urls", "start_tls", "insecure", "ca_file", "bind_dn", "bind_password_file", "bind_password_env",
         "base_dn", "user_filter", "username_attribute", "group_base_dn", "group_filter", "group_attribute", "nested_groups",
+        "email_attribute", "name_attribute",
         "pool_size", "timeout", "upn_suffixes", "netbios_domain",
     ]
 

@@ -19,14 +19,17 @@ public struct Rule: Sendable {
     public let resources: [Glob]?
     /// Allowed actions (registry) or methods (http); nil allows every method of an http policy.
     public let allowed: Set<String>?
+    /// Client networks the rule is limited to (`networks`); nil = from anywhere.
+    public let networks: [IPNetwork]?
 
-    public init(label: String, users: [String], groups: [String], anonymous: Bool, resources: [Glob]?, allowed: Set<String>?) {
+    public init(label: String, users: [String], groups: [String], anonymous: Bool, resources: [Glob]?, allowed: Set<String>?, networks: [IPNetwork]? = nil) {
         self.label = label
         self.users = users
         self.groups = groups
         self.anonymous = anonymous
         self.resources = resources
         self.allowed = allowed
+        self.networks = networks
     }
 
     /// Whether the rule is about this requester. `anonymous: true` speaks for everyone, with or
@@ -38,11 +41,19 @@ public struct Rule: Sendable {
         return groups.contains { identity.isMember(of: $0) }
     }
 
+    /// Whether the client's address is in one of `networks` (always, without `networks`). A
+    /// client whose address is unknown (`gatehouse check` without one) is in none.
+    func admits(_ client: ClientIP?) -> Bool {
+        guard let networks else { return true }
+        guard let client else { return false }
+        return networks.contains { $0.contains(client) }
+    }
+
     /// Whether the rule covers this resource; `${user}` in a pattern stands for `user`.
-    func covers(_ resource: String?, user: String?) -> Bool {
+    func covers(_ resource: String?, user: String?, foldingCase: Bool = false) -> Bool {
         guard let resources else { return true }
         guard let resource else { return false }
-        return resources.contains { $0.matches(resource, user: user) }
+        return resources.contains { $0.matches(resource, user: user, foldingCase: foldingCase) }
     }
 
     func allows(_ action: String) -> Bool {

@@ -33,6 +33,11 @@ struct AuditLog {
         ]
         if let action = decision.action { metadata["action"] = .string(action) }
         if let repository = decision.repository { metadata["repository"] = .string(escape(repository)) }
+        if let path = decision.path { metadata["path"] = .string(escape(path)) }
+        if decision.upstreamGroups.truncated {
+            // The upstream got an incomplete list: say so where the operator looks.
+            metadata["groups_truncated"] = .string("\(decision.upstreamGroups.count) of \(decision.upstreamGroups.offered) sent")
+        }
         if let detail = decision.logDetail { metadata["detail"] = .string(escape(detail)) }
         metadata["reason"] = .string(escape(decision.reason))
         logger.info("decision", metadata: metadata)

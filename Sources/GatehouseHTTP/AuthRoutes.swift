@@ -77,7 +77,12 @@ struct AuthRoutes {
             configuration: snapshot.configuration.log,
             latency: started.duration(to: .now)
         )
-        return DecisionResponse.response(for: decision, challenge: snapshot.engine.challenge, explain: explain)
+        return DecisionResponse.response(
+            for: decision,
+            challenge: snapshot.engine.challenge,
+            explain: explain,
+            policyKind: snapshot.engine.policies[decision.policy]?.kind
+        )
     }
 
     private func readiness() async -> Response {

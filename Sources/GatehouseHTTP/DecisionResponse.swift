@@ -12,12 +12,15 @@ import NIOCore
 enum DecisionResponse {
     static let user = HTTPField.Name("X-Auth-User")!
     static let groups = HTTPField.Name("X-Auth-Groups")!
+    static let groupsTruncated = HTTPField.Name("X-Auth-Groups-Truncated")!
+    static let email = HTTPField.Name("X-Auth-Email")!
+    static let name = HTTPField.Name("X-Auth-Name")!
     static let backend = HTTPField.Name("X-Auth-Backend")!
     static let decision = HTTPField.Name("X-Auth-Decision")!
     static let rule = HTTPField.Name("X-Auth-Rule")!
     static let reason = HTTPField.Name("X-Auth-Reason")!
 
-    static func response(for decision: Decision, challenge: String, explain: Bool) -> Response {
+    static func response(for decision: Decision, challenge: String, explain: Bool, policyKind: Policy.Kind?) -> Response {
         var headers = HTTPFields()
         headers[Self.decision] = decision.outcome.rawValue
         headers[Self.rule] = headerSafe(decision.rule)
@@ -25,7 +28,12 @@ enum DecisionResponse {
         if decision.outcome == .allow {
             if let user = decision.user {
                 headers[Self.user] = headerSafe(user)
-                headers[Self.groups] = headerSafe(decision.groups.map(listItem).joined(separator: ","))
+                // Whole names only, never cut here (UpstreamGroups stops before a name that
+                // would not fit, and says so).
+                headers[Self.groups] = decision.upstreamGroups.value
+                if decision.upstreamGroups.truncated { headers[Self.groupsTruncated] = "true" }
+                if let email = decision.email { headers[Self.email] = headerSafe(email) }
+                if let name = decision.displayName { headers[Self.name] = headerSafe(name) }
             }
             if let backend = decision.backend { headers[Self.backend] = backend }
         }
@@ -34,25 +42,9 @@ enum DecisionResponse {
         var body = ResponseBody()
         if explain {
             headers[.contentType] = "application/json; charset=utf-8"
-            body = ResponseBody(byteBuffer: ByteBuffer(string: DecisionExplanation(decision).json() + "\n"))
+            body = ResponseBody(byteBuffer: ByteBuffer(string: DecisionExplanation(decision, policyKind: policyKind).json() + "\n"))
         }
         return Response(status: HTTPResponse.Status(code: decision.status), headers: headers, body: body)
-    }
-
-    /// One group of the comma-separated `X-Auth-Groups`: `%` and `,` are percent-encoded, so
-    /// that a group named `ops,admins` (an AD cn may hold a comma) does not read as `admins`
-    /// upstream. Other names pass unchanged.
-    static func listItem(_ group: String) -> String {
-        guard group.utf8.contains(where: { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "%") }) else { return group }
-        var encoded = ""
-        for scalar in group.unicodeScalars {
-            switch scalar {
-            case "%": encoded += "%25"
-            case ",": encoded += "%2C"
-            default: encoded.unicodeScalars.append(scalar)
-            }
-        }
-        return encoded
     }
 
     /// Header values carry no control characters, whatever a client managed to put in a name.

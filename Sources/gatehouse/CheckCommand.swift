@@ -9,8 +9,12 @@ import Logging
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Show the decision /auth would make for a user, method and URI.",
-        discussion: "Exit status: 0 allowed, 1 denied or challenged, 2 error (bad configuration, backend unavailable)."
+        abstract: "Show the decision /auth would make for a user, method and URI, with users from htpasswd files or LDAP / Active Directory.",
+        discussion: """
+            The user is checked against the configured backends (htpasswd files, LDAP, Active Directory) exactly as /auth does. \
+            Methods are case-sensitive, as nginx forwards them.
+            Exit status: 0 allowed, 1 denied or challenged, 2 error (bad configuration, backend unavailable).
+            """
     )
 
     @OptionGroup var source: ConfigurationOptions
@@ -26,6 +30,9 @@ struct CheckCommand: AsyncParsableCommand {
 
     @Option(help: "Policy to use instead of default_policy.")
     var policy: String?
+
+    @Option(help: "The client's address, for rules with `networks` (as trusted_proxies would resolve it).")
+    var client: String?
 
     @Flag(help: "Read the password from standard input.")
     var passwordStdin = false
@@ -67,8 +74,8 @@ struct CheckCommand: AsyncParsableCommand {
             }
             credentials = .password(user: user!, password: password)
         }
-        let decision = await engine.decide(AuthRequest(credentials: credentials, method: method.uppercased(), originalURIs: [uri], policyName: policy))
-        print(json ? DecisionExplanation(decision).json() : Self.describe(decision))
+        let decision = await engine.decide(AuthRequest(credentials: credentials, method: method, originalURIs: [uri], policyName: policy, clientAddress: client))
+        print(json ? DecisionExplanation(decision, policyKind: engine.policies[decision.policy]?.kind).json() : Self.describe(decision))
         switch decision.outcome {
         case .allow: return
         case .deny, .challenge: throw ExitCode(decision.status == 404 ? 2 : 1)
@@ -86,7 +93,10 @@ struct CheckCommand: AsyncParsableCommand {
             lines.append("groups:     \(decision.groups.isEmpty ? "-" : decision.groups.joined(separator: ", "))")
         }
         if let action = decision.action {
-            lines.append("action:     \(action)\(decision.repository.map { " on \($0)" } ?? "")")
+            lines.append("action:     \(action)\((decision.repository ?? decision.path).map { " on \($0)" } ?? "")")
+        }
+        if decision.upstreamGroups.truncated {
+            lines.append("upstream:   X-Auth-Groups carries \(decision.upstreamGroups.count) of the groups (X-Auth-Groups-Truncated: true)")
         }
         lines.append("rule:       \(decision.rule)")
         lines.append("reason:     \(decision.reason)")

@@ -10,7 +10,7 @@ import Glibc
 struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
-        abstract: "Answers nginx auth_request subrequests from htpasswd files and per-repository rules.",
+        abstract: "Answers nginx auth_request subrequests from htpasswd files or LDAP / Active Directory, with per-repository and per-path rules.",
         version: gatehouseVersion,
         subcommands: [ServeCommand.self, CheckCommand.self, HashCommand.self, ConfigCommand.self, LDAPCommand.self]
     )

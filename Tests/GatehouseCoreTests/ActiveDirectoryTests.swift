@@ -35,6 +35,29 @@ struct ActiveDirectoryTests {
         #expect(identity.user == "alice")
         #expect(identity.groups.contains("registry-pushers"))
         #expect(identity.groups.contains("Domain Users"), "the primary group, which memberOf omits")
+        // Read in the same search, for X-Auth-Email / X-Auth-Name.
+        #expect(identity.email == "alice@gatehouse.test")
+        #expect(identity.displayName == "Alice Liddell")
+    }
+
+    @Test func emailAndNameAttributesAreConfigurable() async throws {
+        let (backend, ad) = try Self.backend {
+            $0.emailAttribute = "userPrincipalName"
+            $0.nameAttribute = nil
+        }
+        guard case .authenticated(let alice) = try await Self.login(backend, "alice", ad["AD_PASSWORD_ALICE"]) else {
+            Issue.record("alice did not log in")
+            return
+        }
+        #expect(alice.email == "alice@gatehouse.test")
+        #expect(alice.displayName == nil)
+        // bob has neither: nothing is made up.
+        let (plain, _) = try Self.backend()
+        guard case .authenticated(let bob) = try await Self.login(plain, "bob", ad["AD_PASSWORD_BOB"]) else {
+            Issue.record("bob did not log in")
+            return
+        }
+        #expect(bob.email == nil && bob.displayName == nil)
     }
 
     @Test(arguments: ["alice@evil.test", "EVIL\\alice", "alice@gatehouse.test.evil"])

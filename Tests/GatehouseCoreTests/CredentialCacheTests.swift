@@ -115,7 +115,7 @@ struct CredentialCacheTests {
             return credentials.password == "right" ? .authenticated(Identity(user: credentials.user, groups: [], backend: name)) : .rejected(reason: "wrong")
         }
         func identity(of user: String) async throws -> Identity? { nil }
-        func equaliseTiming(_ credentials: BasicCredentials) async {}
+        func equaliseTiming(for login: String, since started: ContinuousClock.Instant) async {}
         func readinessProblem() async -> String? { nil }
     }
 

@@ -174,7 +174,7 @@ struct DecisionEngineTests {
             throw BackendUnavailable(backend: name, reason: "connection refused")
         }
         func identity(of user: String) async throws -> Identity? { throw BackendUnavailable(backend: name, reason: "connection refused") }
-        func equaliseTiming(_ credentials: BasicCredentials) async {}
+        func equaliseTiming(for login: String, since started: ContinuousClock.Instant) async {}
         func readinessProblem() async -> String? { "connection refused" }
     }
 

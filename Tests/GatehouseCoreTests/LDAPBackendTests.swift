@@ -32,13 +32,13 @@ struct LDAPBackendTests {
         let fixture = try SharedSlapd.get()
         let backend = try Self.backend(Self.settings(fixture))
         let alice = try await backend.authenticate(Self.credentials("alice", "alice-pw"))
-        #expect(alice == .authenticated(Identity(user: "alice", groups: ["pushers", "readers"], backend: "dir", groupsAreCaseInsensitive: true)))
+        #expect(alice == .authenticated(Identity(user: "alice", groups: ["pushers", "readers"], backend: "dir", groupsAreCaseInsensitive: true, email: "alice@gatehouse.test")))
         // groupOfUniqueNames and posixGroup memberUid, with a {CRYPT}$6$ password.
         let bob = try await backend.authenticate(Self.credentials("bob", "bob-pw"))
-        #expect(bob == .authenticated(Identity(user: "bob", groups: ["auditors", "developers"], backend: "dir", groupsAreCaseInsensitive: true)))
+        #expect(bob == .authenticated(Identity(user: "bob", groups: ["auditors", "developers"], backend: "dir", groupsAreCaseInsensitive: true, email: "bob@gatehouse.test")))
         // A DN with a comma and parentheses must be escaped in the member filter.
         let jane = try await backend.authenticate(Self.credentials("jane", "jane-pw"))
-        #expect(jane == .authenticated(Identity(user: "jane", groups: ["pushers"], backend: "dir", groupsAreCaseInsensitive: true)))
+        #expect(jane == .authenticated(Identity(user: "jane", groups: ["pushers"], backend: "dir", groupsAreCaseInsensitive: true, email: "jane@gatehouse.test")))
         let jörg = try await backend.authenticate(Self.credentials("jörg", "jörg-pw"))
         guard case .authenticated(let identity) = jörg else {
             Issue.record("jörg: \(jörg)")

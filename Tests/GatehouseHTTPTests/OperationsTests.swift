@@ -107,7 +107,7 @@ struct OperationsTests {
                 }
             }
             let text = try await Self.scrape(client)
-            #expect(Self.value(#"gatehouse_lockouts_total{scope="user"}"#, in: text) == 1)
+            #expect(Self.value(#"gatehouse_lockouts_total{scope="pair"}"#, in: text) == 1)
             #expect(Self.value("gatehouse_locked_out_requests_total", in: text) == 2)
         }
     }
