@@ -511,6 +511,27 @@ htpasswd_scenarios() {
     done
     out=$(sk inspect --cert-dir "$T/certs" --creds "reader:wrong" "docker://$R/team/app:v1" 2>&1)
     check_match "skopeo with a wrong password fails with 'unauthorized'" 'unauthorized' "$out"
+
+    # --- wrong passwords under the default lockout cost nobody else anything. Every client
+    # reaches nginx from 127.0.0.1 here: the office behind one NAT. A CI job retrying a stale
+    # secret 12 times (one mistake), 15 made-up users, skopeo with 3 wrong passwords for pusher;
+    # then reader and pusher pull and push as before.
+    codes=""
+    for i in $(seq 1 12); do
+        codes+=" $("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "reader:stale-secret" "https://$R/v2/team/app/tags/list")"
+    done
+    for i in $(seq 1 15); do
+        codes+=" $("${CURL[@]}" -o /dev/null -w '%{http_code}' -u "ghost$i:guess$i" "https://$R/v2/team/app/tags/list")"
+    done
+    check_eq "27 wrong logins from one address: 27 x 401" "$(printf ' 401%.0s' $(seq 1 27))" "$codes"
+    for i in 1 2 3; do sk inspect --cert-dir "$T/certs" --creds "pusher:wrong-$i" "docker://$R/team/app:v1" >/dev/null 2>&1; done
+    out=$(sk inspect --cert-dir "$T/certs" --creds "reader:$PW_READER" "docker://$R/team/app:v1" 2>&1)
+    check_match "after them, reader (whose stale secret failed 12 times) pulls with skopeo" '"Digest"' "$out"
+    out=$(sk copy --dest-cert-dir "$T/certs" --dest-creds "pusher:$PW_PUSHER" \
+        "oci:$T/images/multi:v1" "docker://$R/team/after-wrong:v1" 2>&1)
+    rc=$?
+    pass_if $rc "after them, pusher (3 wrong passwords first) pushes team/after-wrong with skopeo"
+    [ $rc = 0 ] || printf '%s\n' "$out" | diag
     resp=$("${CURL[@]}" -I "https://$R/v2/team/app/blobs/$MULTI_L1" | tr -d '\r')
     check_match "anonymous HEAD of a blob: 401" '^HTTP/1.1 401' "$resp"
 
