@@ -217,22 +217,39 @@ public struct DecisionEngine: Sendable {
             await equaliseTiming(parsed, since: started)
             return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(status.reason ?? "address over its ceiling")"))
         case nil:
-            result = await inFlight.value(for: key) { await self.verifyWithBackends(parsed, key: key, generation: generation, started: started) }
-        }
-        switch result {
-        case .success(let found) where found.identity != nil && found.staleBecause == nil:
-            lockout.recordSuccess(users: lockoutNames, address: address)
-        case .failure(.challenge(let reason, let detail, let cached)):
-            let locked = lockout.recordFailure(users: lockoutNames, address: address, fingerprint: key.a)
-            if !locked.isEmpty {
-                for scope in locked { metrics.lockoutStarted(scope: scope.rawValue) }
-                let sentence = "lockout started for " + locked.map(\.rawValue).joined(separator: ", ")
-                return .failure(.challenge(reason: reason, detail: (detail.map { $0 + "; " } ?? "") + sentence, cached: cached))
+            // Requests with the same credentials share one verification, and one claim on the
+            // lockout counters; distinct guesses each need their own.
+            return await inFlight.value(for: key) {
+                if let scope = self.lockout.reserveVerification(users: lockoutNames, address: address) {
+                    self.metrics.refusedGuess(scope: scope.rawValue)
+                    await self.equaliseTiming(parsed, since: started)
+                    return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": too many failed or pending logins for its \(scope.rawValue) counter"))
+                }
+                let verified = await self.verifyWithBackends(parsed, key: key, generation: generation, started: started)
+                switch verified {
+                case .success(let found) where found.identity != nil && found.staleBecause == nil:
+                    self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .succeeded)
+                case .failure(.challenge(let reason, let detail, let cached)):
+                    let locked = self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .failed(fingerprint: key.a))
+                    if !locked.isEmpty { return .failure(.challenge(reason: reason, detail: self.lockoutStarted(locked, detail: detail), cached: cached)) }
+                default:
+                    self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .unknown)
+                }
+                return verified
             }
-        default:
-            break
+        }
+        // A failure the cache remembered: counted (once per distinct password and address).
+        if case .failure(.challenge(let reason, let detail, let cached)) = result {
+            let locked = lockout.recordFailure(users: lockoutNames, address: address, fingerprint: key.a)
+            if !locked.isEmpty { return .failure(.challenge(reason: reason, detail: lockoutStarted(locked, detail: detail), cached: cached)) }
         }
         return result
+    }
+
+    /// Counts lockouts that just started and says so in the log detail.
+    private func lockoutStarted(_ scopes: [LockoutTracker.Scope], detail: String?) -> String {
+        for scope in scopes { metrics.lockoutStarted(scope: scope.rawValue) }
+        return (detail.map { $0 + "; " } ?? "") + "lockout started for " + scopes.map(\.rawValue).joined(separator: ", ")
     }
 
     /// Waits as long as the first backend takes to verify this login's password.

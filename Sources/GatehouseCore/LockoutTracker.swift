@@ -47,6 +47,9 @@ public final class LockoutTracker: Sendable {
         var bucketStart: ContinuousClock.Instant
         var current: Int32 = 0
         var previous: Int32 = 0
+        /// Verifications started and not finished: they count toward the limit, so that 32
+        /// concurrent guesses cannot all pass the check before the first failure is counted.
+        var pending: Int32 = 0
         var lockedUntil: ContinuousClock.Instant?
         var lastFailure: ContinuousClock.Instant
         /// Keyed hashes of the last wrong passwords (pair counters only).
@@ -59,6 +62,14 @@ public final class LockoutTracker: Sendable {
         }
 
         mutating func advance(to now: ContinuousClock.Instant, window: Duration) {
+            // A lock that has run its window ends with a clean slate: the sliding estimate
+            // would otherwise keep refusing for up to another window.
+            if let lockedUntil, now >= lockedUntil {
+                self.lockedUntil = nil
+                current = 0
+                previous = 0
+                bucketStart = now
+            }
             let elapsed = bucketStart.duration(to: now)
             guard elapsed >= window else { return }
             previous = elapsed < window * 2 ? current : 0
@@ -231,6 +242,69 @@ public final class LockoutTracker: Sendable {
         }
     }
 
+    /// Claims a verification for a login not answered from the cache: nil when it may go
+    /// ahead (then call ``finishVerification(users:address:outcome:)`` exactly once), else the
+    /// scope that refuses it: a counter whose failures plus verifications in flight already
+    /// reach its limit. Without this, guesses sent in parallel would all be verified before
+    /// the first failure is counted.
+    public func reserveVerification(users: Set<String>, address: String?) -> Scope? {
+        guard isEnabled else { return nil }
+        let now = ContinuousClock.now
+        let keys = Self.keys(users: users, address: address)
+        let window = configuration.window
+        return state.withLockedValue { counters -> Scope? in
+            for key in keys {
+                guard var counter = counters[key] else { continue }
+                counter.advance(to: now, window: window)
+                counters[key] = counter
+                if counter.isLocked(at: now) { return key.scope }
+                if counter.estimate(at: now, window: window) + Double(counter.pending) >= Double(limit(key.scope)) { return key.scope }
+            }
+            if counters.count + keys.count > maximumKeys { evict(&counters, now: now) }
+            for key in keys {
+                var counter = counters[key] ?? Counter(now: now)
+                counter.pending += 1
+                counters[key] = counter
+            }
+            return nil
+        }
+    }
+
+    /// How a reserved verification ended.
+    public enum VerificationOutcome: Sendable {
+        /// Wrong password or unknown user; the keyed hash of the password tried.
+        case failed(fingerprint: UInt64)
+        case succeeded
+        /// The backend could not answer: not a failure.
+        case unknown
+    }
+
+    /// Ends a verification claimed with ``reserveVerification(users:address:)``, counting it;
+    /// returns the scopes whose lockout it starts.
+    @discardableResult
+    public func finishVerification(users: Set<String>, address: String?, outcome: VerificationOutcome) -> [Scope] {
+        guard isEnabled else { return [] }
+        let keys = Self.keys(users: users, address: address)
+        state.withLockedValue { counters in
+            for key in keys {
+                guard var counter = counters[key] else { continue }
+                counter.pending = max(0, counter.pending - 1)
+                // A claim on a counter that has counted nothing leaves nothing behind.
+                if counter.pending == 0, counter.current == 0, counter.previous == 0, counter.lockedUntil == nil {
+                    counters.removeValue(forKey: key)
+                } else {
+                    counters[key] = counter
+                }
+            }
+        }
+        switch outcome {
+        case .failed(let fingerprint): return recordFailure(users: users, address: address, fingerprint: fingerprint)
+        case .succeeded: recordSuccess(users: users, address: address)
+        case .unknown: break
+        }
+        return []
+    }
+
     /// A verified login clears the failures of that user from that address (not the user's
     /// across addresses, which a distributed guesser would otherwise reset by waiting for the
     /// user to log in, and not the address's).
@@ -239,7 +313,7 @@ public final class LockoutTracker: Sendable {
         let keys = Self.keys(users: users, address: address).filter { $0.scope == .pair }
         let now = ContinuousClock.now
         state.withLockedValue { counters in
-            for key in keys where counters[key]?.isLocked(at: now) == false { counters.removeValue(forKey: key) }
+            for key in keys where counters[key]?.isLocked(at: now) == false && counters[key]?.pending == 0 { counters.removeValue(forKey: key) }
         }
     }
 
@@ -250,10 +324,10 @@ public final class LockoutTracker: Sendable {
     /// enough distinct names reset the count of the account they are guessing.
     private func evict(_ counters: inout [Key: Counter], now: ContinuousClock.Instant) {
         let window = configuration.window
-        counters = counters.filter { $0.value.isLocked(at: now) || $0.value.lastFailure.duration(to: now) < window }
+        counters = counters.filter { $0.value.isLocked(at: now) || $0.value.pending > 0 || ($0.value.current + $0.value.previous > 0 && $0.value.lastFailure.duration(to: now) < window) }
         let target = maximumKeys * 9 / 10
         guard counters.count > target else { return }
-        let ranked = counters.filter { !$0.value.isLocked(at: now) }
+        let ranked = counters.filter { !$0.value.isLocked(at: now) && $0.value.pending == 0 }
             .map { (key: $0.key, count: $0.value.estimate(at: now, window: window), last: $0.value.lastFailure) }
             .sorted { ($0.count, $0.last) < ($1.count, $1.last) }
         for entry in ranked.prefix(counters.count - target) { counters.removeValue(forKey: entry.key) }

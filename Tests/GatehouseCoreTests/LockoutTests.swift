@@ -112,11 +112,37 @@ struct LockoutTests {
         #expect(backend.counts.withLockedValue { $0 } == (verified: 3, waited: 10))
     }
 
+    /// 32 guesses at once (wrk's connections) must not all be verified before the first
+    /// failure is counted: then one address would pass the user's ceiling on its own and lock
+    /// alice out of her own desk.
+    @Test func concurrentGuessesCannotOvershootTheLimit() async throws {
+        let backend = CountingBackend(delay: .milliseconds(50))
+        let engine = DecisionEngine(
+            realm: "R", defaultPolicy: "registry", policies: [Configuration.seedPolicy(pushGroup: "p")], backends: [backend],
+            lockout: LockoutConfiguration(maxFailures: 3, userMaxFailures: 6, window: .seconds(60))
+        )
+        await withTaskGroup(of: Int.self) { group in
+            for attempt in 0..<32 { group.addTask { await Self.decide(engine, "alice", "guess-\(attempt)", from: Self.x).status } }
+            for await status in group { #expect(status == 401) }
+        }
+        #expect(backend.counts.withLockedValue { $0.verified } == 3)
+        #expect(await Self.decide(engine, "alice", "right", from: Self.y).status == 200, "alice's own desk still works")
+        // The same credentials at once share one verification and one claim: a docker push's
+        // burst of identical checks is not refused.
+        await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<20 { group.addTask { await Self.decide(engine, "bob", "right", from: Self.x).status } }
+            for await status in group { #expect(status == 200) }
+        }
+    }
+
     final class CountingBackend: CredentialBackend {
         let name = "counting"
         let counts = NIOLockedValueBox((verified: 0, waited: 0))
+        let delay: Duration
+        init(delay: Duration = .zero) { self.delay = delay }
         func authenticate(_ credentials: BasicCredentials) async throws -> AuthenticationResult {
             counts.withLockedValue { $0.verified += 1 }
+            if delay > .zero { try await Task.sleep(for: delay) }
             return credentials.password == "right" ? .authenticated(Identity(user: credentials.user, groups: [], backend: name)) : .rejected(reason: "wrong")
         }
         func identity(of user: String) async throws -> Identity? { nil }
