@@ -21,6 +21,10 @@ public protocol CredentialBackend: Sendable {
     /// measured a real verification of that class.
     func equaliseTiming(for login: String, since started: ContinuousClock.Instant) async
 
+    /// How long a real verification of `login`'s password takes here, as measured so far;
+    /// nil before the first measurement (then ``equaliseTiming(for:since:)`` measures one).
+    func timingEstimate(for login: String) -> Duration?
+
     /// Nil when the backend can answer, else why not.
     func readinessProblem() async -> String?
 
@@ -41,6 +45,7 @@ public protocol CredentialBackend: Sendable {
 extension CredentialBackend {
     public func currentGeneration() -> Int { 0 }
     public func lockoutName(for login: String) -> String { login }
+    public func timingEstimate(for login: String) -> Duration? { nil }
     public func shutdown() {}
 }
 

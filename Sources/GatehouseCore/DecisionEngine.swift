@@ -20,7 +20,7 @@ public struct DecisionEngine: Sendable {
     public let metrics: GatehouseMetrics
     private let inFlight = InFlightVerifications<Verification>()
 
-    private typealias Verification = Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure>
+    typealias Verification = Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure>
 
     public init(
         realm: String,
@@ -57,9 +57,60 @@ public struct DecisionEngine: Sendable {
         return "Basic realm=\"\(escaped)\", charset=\"UTF-8\""
     }
 
+    /// Decides `request`, waiting for a backend when the cache cannot answer.
     public func decide(_ request: AuthRequest) async -> Decision {
+        switch decideImmediately(request) {
+        case .decided(let decision, let notBefore):
+            if let notBefore { try? await Task.sleep(until: notBefore, clock: .continuous) }
+            return decision
+        case .pending(let pending):
+            return await complete(pending)
+        }
+    }
+
+    /// Decides `request` as far as possible without waiting: on an event loop, a cached
+    /// identity, an anonymous or malformed request, or a refusal whose timing is known, is
+    /// decided here with no task hop and no thread. `notBefore` is when a refusal may be
+    /// answered (as late as a real verification would be). A request that needs a backend is
+    /// handed back as ``PendingDecision``, for ``complete(_:)`` off the event loop.
+    public func decideImmediately(_ request: AuthRequest) -> ImmediateDecision {
         let started = ContinuousClock.now
-        var decision = await decideWithoutClient(request)
+        let prepared: Prepared
+        switch prepare(request) {
+        case .success(let value): prepared = value
+        case .failure(let refusal): return .decided(finish(refusal.decision, request: request, started: started), notBefore: nil)
+        }
+        switch authenticateNow(request.credentials, address: request.clientAddress, started: started) {
+        case .done(let verification):
+            return .decided(finish(conclude(prepared, verification, request: request), request: request, started: started), notBefore: nil)
+        case .refuse(let verification, _, let estimate?):
+            metrics.timingWait(estimate - started.duration(to: .now))
+            return .decided(finish(conclude(prepared, verification, request: request), request: request, started: started), notBefore: started + estimate)
+        case let work:
+            return .pending(PendingDecision(request: request, prepared: prepared, work: work, started: started))
+        }
+    }
+
+    /// Finishes a decision that needs a backend (or a first timing measurement).
+    public func complete(_ pending: PendingDecision) async -> Decision {
+        let verification: Verification
+        switch pending.work {
+        case .done(let value):
+            verification = value
+        case .refuse(let value, let parsed, _):
+            await equaliseTiming(parsed, since: pending.started)
+            verification = value
+        case .verify(let job):
+            verification = await verify(job)
+        case .lookUp(let user):
+            verification = await lookUp(user)
+        }
+        return finish(conclude(pending.prepared, verification, request: pending.request), request: pending.request, started: pending.started)
+    }
+
+    /// The client and the metrics, once a decision is known.
+    private func finish(_ decision: Decision, request: AuthRequest, started: ContinuousClock.Instant) -> Decision {
+        var decision = decision
         decision.client = request.clientAddress
         // A policy name that is not configured came from the request path: not a label value.
         let policy = policies[decision.policy] == nil ? "unknown" : decision.policy
@@ -67,26 +118,36 @@ public struct DecisionEngine: Sendable {
         return decision
     }
 
-    private func decideWithoutClient(_ request: AuthRequest) async -> Decision {
+    /// The policy and the accesses the request needs, or the refusal of its target.
+    struct Prepared: Sendable {
+        let policy: Policy
+        let accesses: [Access]
+        let decision: Decision
+    }
+
+    struct Refusal: Error {
+        let decision: Decision
+    }
+
+    private func prepare(_ request: AuthRequest) -> Result<Prepared, Refusal> {
         let policyName = request.policyName ?? defaultPolicy
         guard let policy = policies[policyName] else {
-            return .make(.deny, policy: policyName, rule: "unknown-policy", reason: "there is no policy named \(policyName)", status: 404)
+            return .failure(Refusal(decision: .make(.deny, policy: policyName, rule: "unknown-policy", reason: "there is no policy named \(policyName)", status: 404)))
         }
-
-        // 1. The target.
+        // 1. The target, before any password work.
         let accesses: [Access]
         switch request.originalURIs.count {
         case 0:
-            return .make(.deny, policy: policy.name, rule: "invalid-request", reason: "the request has no X-Original-URI")
+            return .failure(Refusal(decision: .make(.deny, policy: policy.name, rule: "invalid-request", reason: "the request has no X-Original-URI")))
         case 1:
             do {
                 let uri = try OriginalURI(validating: request.originalURIs[0])
                 accesses = try policy.accesses(method: request.method, uri: uri)
             } catch {
-                return .make(.deny, policy: policy.name, rule: "invalid-request", reason: error.description)
+                return .failure(Refusal(decision: .make(.deny, policy: policy.name, rule: "invalid-request", reason: error.description)))
             }
         default:
-            return .make(.deny, policy: policy.name, rule: "invalid-request", reason: "the request has more than one X-Original-URI")
+            return .failure(Refusal(decision: .make(.deny, policy: policy.name, rule: "invalid-request", reason: "the request has more than one X-Original-URI")))
         }
         var decision = Decision.make(.deny, policy: policy.name, rule: "default-deny", reason: "")
         decision.action = accesses[0].action
@@ -94,11 +155,16 @@ public struct DecisionEngine: Sendable {
         case .registry: decision.repository = accesses[0].resource
         case .http: decision.path = accesses[0].resource
         }
+        return .success(Prepared(policy: policy, accesses: accesses, decision: decision))
+    }
 
-        // 2. The requester.
+    /// 2. The requester, 3. the rules for every access the request needs.
+    private func conclude(_ prepared: Prepared, _ verification: Verification, request: AuthRequest) -> Decision {
+        let policy = prepared.policy
+        var decision = prepared.decision
         let identity: Identity?
         var staleBecause: String?
-        switch await authenticate(request.credentials, address: request.clientAddress) {
+        switch verification {
         case .success(let found):
             identity = found.identity
             decision.cached = found.cached
@@ -122,10 +188,9 @@ public struct DecisionEngine: Sendable {
         decision.groups = identity?.groups ?? []
         decision.backend = identity?.backend
 
-        // 3. The rules, for every access the request needs.
         let client = policy.usesNetworks ? request.clientAddress.flatMap(ClientIP.init) : nil
         var first: RuleVerdict?
-        for access in accesses {
+        for access in prepared.accesses {
             let verdict = policy.evaluate(access, identity: identity, client: client, trace: request.wantsTrace)
             decision.trace += verdict.trace
             if first == nil { first = verdict }
@@ -140,18 +205,18 @@ public struct DecisionEngine: Sendable {
         }
         decision.outcome = .allow
         decision.status = 200
+        decision.rule = first?.rule ?? "default-deny"
+        decision.reason = prepared.accesses.count > 1 ? prepared.accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? "")
         if let identity {
             decision.upstreamGroups = UpstreamGroups(policy.upstreamGroups(of: identity))
             decision.email = identity.email
             decision.displayName = identity.displayName
         }
-        decision.rule = first?.rule ?? "default-deny"
-        decision.reason = accesses.count > 1 ? accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? "")
         if let staleBecause { decision.markStale(staleBecause) }
         return decision
     }
 
-    private enum AuthenticationFailure: Error {
+    enum AuthenticationFailure: Error {
         /// 401. `reason` is what the client may see; `detail` is for the log only.
         case challenge(reason: String, detail: String?, cached: Bool = false)
         case unavailable(String)
@@ -161,89 +226,122 @@ public struct DecisionEngine: Sendable {
     /// the user exists.
     static let invalidCredentials = "invalid user name or password"
 
-    private func authenticate(_ credentials: AuthRequest.Credentials, address: String?) async -> Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure> {
+    /// A verification to run on a backend: credentials not in the cache.
+    struct VerificationJob: Sendable {
+        let parsed: BasicCredentials
+        let key: CredentialCache.Key
+        let generation: Int
+        let lockoutNames: Set<String>
+        let address: String?
+        let started: ContinuousClock.Instant
+    }
+
+    /// How far authentication got without waiting.
+    enum Authentication: Sendable {
+        /// Known now: a cached identity or failure, no or malformed credentials.
+        case done(Verification)
+        /// A refusal that must take as long as a verification: answer at `started + estimate`,
+        /// or, before the backend has timed one (nil), after measuring it.
+        case refuse(Verification, BasicCredentials, estimate: Duration?)
+        /// The backends must verify.
+        case verify(VerificationJob)
+        /// `gatehouse check --assume-authenticated`: the backends look the user up.
+        case lookUp(String)
+    }
+
+    private func authenticateNow(_ credentials: AuthRequest.Credentials, address: String?, started: ContinuousClock.Instant) -> Authentication {
         let parsed: BasicCredentials
         switch credentials {
         case .anonymous, .authorizationHeaders([]):
-            return .success((nil, false, nil))
+            return .done(.success((nil, false, nil)))
         case .authorizationHeaders(let values) where values.count > 1:
-            return .failure(.challenge(reason: "the request has more than one Authorization header", detail: nil))
+            return .done(.failure(.challenge(reason: "the request has more than one Authorization header", detail: nil)))
         case .authorizationHeaders(let values):
             do {
                 parsed = try BasicCredentials(authorizationHeader: values[0])
             } catch {
-                return .failure(.challenge(reason: "malformed credentials: \(error)", detail: nil))
+                return .done(.failure(.challenge(reason: "malformed credentials: \(error)", detail: nil)))
             }
         case .password(let user, let password):
             do {
                 parsed = try BasicCredentials(user: user, password: password)
             } catch {
-                return .failure(.challenge(reason: "malformed credentials: \(error)", detail: nil))
+                return .done(.failure(.challenge(reason: "malformed credentials: \(error)", detail: nil)))
             }
         case .assumeAuthenticated(let user):
-            for backend in backends {
-                do {
-                    if let identity = try await backend.identity(of: user) { return .success((identity, false, nil)) }
-                } catch {
-                    return .failure(.unavailable("\(error)"))
-                }
-            }
-            return .failure(.challenge(reason: "no backend knows user \(user)", detail: nil))
+            return .lookUp(user)
         }
 
-        let started = ContinuousClock.now
         let lockoutNames = Set(backends.map { $0.lockoutName(for: parsed.user) })
         let status = lockout.status(users: lockoutNames, address: address)
         if let scope = status.locked {
             // No verification, no hashing: wait about as long as one would take, so that the
             // lockout does not show in the timing, then refuse.
             metrics.refusedGuess(scope: scope.rawValue)
-            await equaliseTiming(parsed, since: started)
-            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(status.reason ?? "locked out")"))
+            return refusal(parsed, detail: "user \"\(parsed.user)\": \(status.reason ?? "locked out")")
         }
         // The hot path: one keyed hash and a shard lookup, no bcrypt, no LDAP. A credential
         // verified correct within the cache ttl passes even from an address over its ceiling.
         let key = cache.key(parsed)
         let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }
-        let result: Verification
         switch cache.lookUp(key, generation: generation) {
         case .authenticated(let identity)?:
             if status.pairHasFailures { lockout.recordSuccess(users: lockoutNames, address: address) }
-            return .success((identity, true, nil))
+            return .done(.success((identity, true, nil)))
         case .rejected?:
-            result = .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": failed recently (cached)", cached: true))
+            // A failure the cache remembered: counted (once per distinct password and address).
+            let reason = Self.invalidCredentials
+            let detail = "user \"\(parsed.user)\": failed recently (cached)"
+            let locked = lockout.recordFailure(users: lockoutNames, address: address, fingerprint: key.a)
+            return .done(.failure(.challenge(reason: reason, detail: locked.isEmpty ? detail : lockoutStarted(locked, detail: detail), cached: true)))
         case nil where status.addressOverCeiling:
             metrics.refusedGuess(scope: LockoutTracker.Scope.address.rawValue)
-            await equaliseTiming(parsed, since: started)
-            return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": \(status.reason ?? "address over its ceiling")"))
+            return refusal(parsed, detail: "user \"\(parsed.user)\": \(status.reason ?? "address over its ceiling")")
         case nil:
-            // Requests with the same credentials share one verification, and one claim on the
-            // lockout counters; distinct guesses each need their own.
-            return await inFlight.value(for: key) {
-                if let scope = self.lockout.reserveVerification(users: lockoutNames, address: address) {
-                    self.metrics.refusedGuess(scope: scope.rawValue)
-                    await self.equaliseTiming(parsed, since: started)
-                    return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": too many failed or pending logins for its \(scope.rawValue) counter"))
-                }
-                let verified = await self.verifyWithBackends(parsed, key: key, generation: generation, started: started)
-                switch verified {
-                case .success(let found) where found.identity != nil && found.staleBecause == nil:
-                    self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .succeeded)
-                case .failure(.challenge(let reason, let detail, let cached)):
-                    let locked = self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .failed(fingerprint: key.a))
-                    if !locked.isEmpty { return .failure(.challenge(reason: reason, detail: self.lockoutStarted(locked, detail: detail), cached: cached)) }
-                default:
-                    self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .unknown)
-                }
-                return verified
+            return .verify(VerificationJob(parsed: parsed, key: key, generation: generation, lockoutNames: lockoutNames, address: address, started: started))
+        }
+    }
+
+    /// A 401 that waits as long as the first backend's verifications of this login take.
+    private func refusal(_ parsed: BasicCredentials, detail: String) -> Authentication {
+        let verification: Verification = .failure(.challenge(reason: Self.invalidCredentials, detail: detail))
+        guard let first = backends.first else { return .refuse(verification, parsed, estimate: .zero) }
+        return .refuse(verification, parsed, estimate: first.timingEstimate(for: parsed.user))
+    }
+
+    private func lookUp(_ user: String) async -> Verification {
+        for backend in backends {
+            do {
+                if let identity = try await backend.identity(of: user) { return .success((identity, false, nil)) }
+            } catch {
+                return .failure(.unavailable("\(error)"))
             }
         }
-        // A failure the cache remembered: counted (once per distinct password and address).
-        if case .failure(.challenge(let reason, let detail, let cached)) = result {
-            let locked = lockout.recordFailure(users: lockoutNames, address: address, fingerprint: key.a)
-            if !locked.isEmpty { return .failure(.challenge(reason: reason, detail: lockoutStarted(locked, detail: detail), cached: cached)) }
+        return .failure(.challenge(reason: "no backend knows user \(user)", detail: nil))
+    }
+
+    private func verify(_ job: VerificationJob) async -> Verification {
+        let (parsed, key, lockoutNames, address, started) = (job.parsed, job.key, job.lockoutNames, job.address, job.started)
+        // Requests with the same credentials share one verification, and one claim on the
+        // lockout counters; distinct guesses each need their own.
+        return await inFlight.value(for: key) {
+            if let scope = self.lockout.reserveVerification(users: lockoutNames, address: address) {
+                self.metrics.refusedGuess(scope: scope.rawValue)
+                await self.equaliseTiming(parsed, since: started)
+                return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": too many failed or pending logins for its \(scope.rawValue) counter"))
+            }
+            let verified = await self.verifyWithBackends(parsed, key: key, generation: job.generation, started: started)
+            switch verified {
+            case .success(let found) where found.identity != nil && found.staleBecause == nil:
+                self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .succeeded)
+            case .failure(.challenge(let reason, let detail, let cached)):
+                let locked = self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .failed(fingerprint: key.a))
+                if !locked.isEmpty { return .failure(.challenge(reason: reason, detail: self.lockoutStarted(locked, detail: detail), cached: cached)) }
+            default:
+                self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .unknown)
+            }
+            return verified
         }
-        return result
     }
 
     /// Counts lockouts that just started and says so in the log detail.
@@ -252,7 +350,8 @@ public struct DecisionEngine: Sendable {
         return (detail.map { $0 + "; " } ?? "") + "lockout started for " + scopes.map(\.rawValue).joined(separator: ", ")
     }
 
-    /// Waits as long as the first backend takes to verify this login's password.
+    /// Waits as long as the first backend takes to verify this login's password (measuring
+    /// one verification first if it has none yet).
     private func equaliseTiming(_ parsed: BasicCredentials, since started: ContinuousClock.Instant) async {
         guard let first = backends.first else { return }
         let waitStarted = ContinuousClock.now
@@ -296,4 +395,20 @@ extension Decision {
         reason += " (stale credentials: the backend is unavailable)"
         logDetail = "served stale: \(because)"
     }
+}
+
+/// What ``DecisionEngine/decideImmediately(_:)`` could say without waiting.
+public enum ImmediateDecision: Sendable {
+    /// The decision; answer it no earlier than `notBefore` when set.
+    case decided(Decision, notBefore: ContinuousClock.Instant?)
+    /// A backend must answer first: ``DecisionEngine/complete(_:)``.
+    case pending(PendingDecision)
+}
+
+/// A decision waiting for a backend (a cache miss) or for a first timing measurement.
+public struct PendingDecision: Sendable {
+    let request: AuthRequest
+    let prepared: DecisionEngine.Prepared
+    let work: DecisionEngine.Authentication
+    let started: ContinuousClock.Instant
 }

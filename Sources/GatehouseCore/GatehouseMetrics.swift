@@ -93,6 +93,7 @@ public final class GatehouseMetrics: Sendable {
     }
     /// Time spent waiting (a timer, no thread) so that refusals take as long as verifications.
     func timingWait(_ duration: Duration) {
+        guard duration > .zero else { return }
         let (seconds, attoseconds) = duration.components
         counter("gatehouse_timing_wait_microseconds_total").increment(by: Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000))
     }

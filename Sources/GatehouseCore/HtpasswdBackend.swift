@@ -27,6 +27,8 @@ public final class HtpasswdBackend: CredentialBackend {
         var groupsStamp: FileStamp?
         var lastCheck: ContinuousClock.Instant
         var generation: Int
+        /// `passwords.timingDummy`, found once per load (it scans every entry).
+        var timingDummy: PasswordHash?
     }
 
     /// How often the files are checked for changes.
@@ -59,7 +61,8 @@ public final class HtpasswdBackend: CredentialBackend {
                 passwordStamp: passwordStamp,
                 groupsStamp: groupsStamp,
                 lastCheck: .now,
-                generation: 0
+                generation: 0,
+                timingDummy: passwords.timingDummy
             )
         )
     }
@@ -78,7 +81,7 @@ public final class HtpasswdBackend: CredentialBackend {
             guard let hash else { return .unknownUser }
             guard hash != .locked else {
                 // As slow as a wrong password: a fast answer would tell that the name exists.
-                _ = self.state.withLockedValue { $0.passwords.timingDummy }?.verify(credentials.password)
+                _ = self.state.withLockedValue { $0.timingDummy }?.verify(credentials.password)
                 return .rejected(reason: "account locked in \(self.passwordPath)")
             }
             let started = ContinuousClock.now
@@ -97,11 +100,20 @@ public final class HtpasswdBackend: CredentialBackend {
         }
     }
 
-    public func equaliseTiming(for login: String, since started: ContinuousClock.Instant) async {
-        // The user's own hash class when the name is in the file (a locked-out user), else the
-        // file's most common one (an unknown user).
+    /// The hash a refusal of `login` is timed as: the user's own when the name is in the file
+    /// (a locked-out user), else one of the file's most common class (an unknown user).
+    private func timingHash(for login: String) -> PasswordHash? {
         let (_, hash, _) = lookUp(login)
-        guard let dummy = (hash == .locked ? nil : hash) ?? state.withLockedValue({ $0.passwords.timingDummy }) else { return }
+        return (hash == .locked ? nil : hash) ?? state.withLockedValue({ $0.timingDummy })
+    }
+
+    public func timingEstimate(for login: String) -> Duration? {
+        guard let hash = timingHash(for: login) else { return .zero }
+        return times.estimate(for: hash.costClass)
+    }
+
+    public func equaliseTiming(for login: String, since started: ContinuousClock.Instant) async {
+        guard let dummy = timingHash(for: login) else { return }
         if let estimate = times.estimate(for: dummy.costClass) {
             await VerificationTimes.wait(estimate, since: started)
             return
@@ -158,6 +170,7 @@ public final class HtpasswdBackend: CredentialBackend {
         state.withLockedValue { state in
             if let newPasswords {
                 state.passwords = newPasswords
+                state.timingDummy = newPasswords.timingDummy
                 state.passwordStamp = passwordStamp
             }
             if let newGroups {
