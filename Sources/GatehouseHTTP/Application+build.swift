@@ -30,6 +30,7 @@ public func buildApplication(
     var audit = logger
     audit[metadataKey: "log"] = "audit"
     let router = buildRouter(store: store, audit: audit, registry: registry)
+    let auditLog = AuditLog(logger: audit)
     let address: BindAddress =
         switch configuration.listen {
         case .tcp(let host, let port): .hostname(host, port: port)
@@ -42,7 +43,14 @@ public func buildApplication(
     let idleTimeout = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000 + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: idleTimeout)),
+        // The fast path keeps the idle timeout itself: the router's would not see the requests
+        // answered on the event loop, and would close busy connections.
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [AuthFastPathHandler(store: store, audit: auditLog, idleTimeout: idleTimeout), CloseAfterResponseHandler()],
+                idleTimeout: nil
+            )
+        ),
         configuration: ApplicationConfiguration(address: address, serverName: nil),
         services: services,
         onServerRunning: { _ in

@@ -5,6 +5,7 @@ import GatehouseCore
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 
 /// `/auth`, `/auth/{policy}`, `/healthz` and `/readyz`.
 struct AuthRoutes {
@@ -51,29 +52,21 @@ struct AuthRoutes {
             )
         }
         let snapshot = store.snapshot
-        let method = headers[Self.originalMethod] ?? request.method.rawValue
-        let uris = headers[values: Self.originalURI]
-        let client = ClientAddress.resolve(
-            peer: context.remoteAddress,
-            realIP: headers[Self.realIP],
-            forwardedFor: headers[values: Self.forwardedFor],
-            trustedProxies: snapshot.configuration.trustedProxies
-        )
         let explain = Self.wantsExplanation(request.uri.query)
-        let authRequest = AuthRequest(
-            credentials: .authorizationHeaders(headers[values: .authorization]),
-            method: method,
-            originalURIs: uris,
-            policyName: policy,
-            clientAddress: client,
-            wantsTrace: explain
+        let authRequest = Self.authRequest(
+            fields: headers,
+            method: request.method,
+            policy: policy,
+            peer: context.remoteAddress,
+            trustedProxies: snapshot.configuration.trustedProxies,
+            explain: explain
         )
         let decision = await snapshot.engine.decide(authRequest)
         audit.record(
             decision,
-            method: method,
-            uri: uris.first,
-            client: client,
+            method: authRequest.method,
+            uri: authRequest.originalURIs.first,
+            client: authRequest.clientAddress,
             configuration: snapshot.configuration.log,
             latency: started.duration(to: .now)
         )
@@ -94,6 +87,31 @@ struct AuthRoutes {
             return Response(status: .serviceUnavailable, body: ResponseBody(byteBuffer: .init(string: problems.joined(separator: "\n") + "\n")))
         }
         return Response(status: .ok)
+    }
+
+    /// What nginx's subrequest asks: the client's method, URI, credentials and address. The
+    /// router and ``AuthFastPathHandler`` both read requests with this.
+    static func authRequest(
+        fields: HTTPFields,
+        method: HTTPRequest.Method,
+        policy: String?,
+        peer: SocketAddress?,
+        trustedProxies: [IPNetwork],
+        explain: Bool
+    ) -> AuthRequest {
+        AuthRequest(
+            credentials: .authorizationHeaders(fields[values: .authorization]),
+            method: fields[originalMethod] ?? method.rawValue,
+            originalURIs: fields[values: originalURI],
+            policyName: policy,
+            clientAddress: ClientAddress.resolve(
+                peer: peer,
+                realIP: fields[realIP],
+                forwardedFor: fields[values: forwardedFor],
+                trustedProxies: trustedProxies
+            ),
+            wantsTrace: explain
+        )
     }
 
     static func wantsExplanation(_ query: String?) -> Bool {

@@ -21,6 +21,25 @@ enum DecisionResponse {
     static let reason = HTTPField.Name("X-Auth-Reason")!
 
     static func response(for decision: Decision, challenge: String, explain: Bool, policyKind: Policy.Kind?) -> Response {
+        var headers = fields(for: decision, challenge: challenge)
+        var body = ResponseBody()
+        if explain {
+            headers[.contentType] = "application/json; charset=utf-8"
+            body = ResponseBody(byteBuffer: ByteBuffer(string: DecisionExplanation(decision, policyKind: policyKind).json() + "\n"))
+        }
+        return Response(status: HTTPResponse.Status(code: decision.status), headers: headers, body: body)
+    }
+
+    /// The answer nginx reads, for the event-loop fast path: status and headers, and an empty
+    /// body said explicitly (`Content-Length: 0`).
+    static func head(for decision: Decision, challenge: String) -> HTTPResponse {
+        var headers = fields(for: decision, challenge: challenge)
+        headers[.contentLength] = "0"
+        return HTTPResponse(status: HTTPResponse.Status(code: decision.status), headerFields: headers)
+    }
+
+    /// The `X-Auth-*` headers, the challenge of a 401 and `Cache-Control: no-store`.
+    static func fields(for decision: Decision, challenge: String) -> HTTPFields {
         var headers = HTTPFields()
         headers[Self.decision] = decision.outcome.rawValue
         headers[Self.rule] = headerSafe(decision.rule)
@@ -39,12 +58,7 @@ enum DecisionResponse {
         }
         if decision.status == 401 { headers[.wwwAuthenticate] = challenge }
         headers[.cacheControl] = "no-store"
-        var body = ResponseBody()
-        if explain {
-            headers[.contentType] = "application/json; charset=utf-8"
-            body = ResponseBody(byteBuffer: ByteBuffer(string: DecisionExplanation(decision, policyKind: policyKind).json() + "\n"))
-        }
-        return Response(status: HTTPResponse.Status(code: decision.status), headers: headers, body: body)
+        return headers
     }
 
     /// Header values carry no control characters, whatever a client managed to put in a name.

@@ -658,6 +658,19 @@ def run(svc, idle_expected, idle_n):
     fd_baseline = svc.fd_count()
     diag(f"measure: gatehouse fd count at start: {fd_baseline}")
 
+    # --- pipelining across the event-loop fast path and the router: answers in request order.
+    # A cache miss (an unknown user: verified on a task), a cached identity (answered on the
+    # event loop), /healthz and ?explain (the router's), and no credentials.
+    ghost = f"ghost{random.randrange(10**9)}:pw"
+    batch = (svc.request(auth=ghost) + svc.request(auth=NP) + b"GET /healthz HTTP/1.1\r\nHost: gatehouse\r\n\r\n"
+             + svc.request(auth=NP, path=b"/auth?explain") + svc.request())
+    o = exchange(port, batch, deadline=5, want=5)
+    rs = o.responses
+    in_order = (len(rs) == 5 and rs[0].status == 401 and rs[1].status == 200 and rs[1].header("x-auth-user") == svc.nopush_user
+                and rs[2].status == 200 and rs[2].header("x-auth-decision") is None
+                and rs[3].status == 200 and b'"decision"' in rs[3].body and rs[4].status == 401 and rs[4].header("x-auth-rule") == "login")
+    check(in_order, "five pipelined requests (miss, cached hit, /healthz, ?explain, anonymous) are answered in order", o.describe())
+
     # --- over-long header values and header blocks
     case(svc, "100 KB Authorization value",
          svc.request(extra=b"Authorization: Basic " + b"A" * 100_000 + b"\r\n"),
