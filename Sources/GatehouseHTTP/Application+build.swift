@@ -21,7 +21,8 @@ public func buildApplication(
     configuration: Configuration,
     logger: Logger,
     registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-    reload: ReloadSource? = nil
+    reload: ReloadSource? = nil,
+    auditWriter: AuditWriter? = nil
 ) throws -> some ApplicationProtocol {
     let metrics = GatehouseMetrics(factory: makeMetricsFactory(registry: registry))
     metrics.buildInfo(version: gatehouseVersion)
@@ -29,8 +30,8 @@ public func buildApplication(
     let store = EngineStore(engine: engine, configuration: configuration)
     var audit = logger
     audit[metadataKey: "log"] = "audit"
-    let router = buildRouter(store: store, audit: audit, registry: registry)
-    let auditLog = AuditLog(logger: audit)
+    let auditLog = AuditLog(logger: audit, writer: auditWriter)
+    let router = buildRouter(store: store, audit: auditLog, registry: registry)
     let address: BindAddress =
         switch configuration.listen {
         case .tcp(let host, let port): .hostname(host, port: port)
@@ -64,8 +65,12 @@ public func buildApplication(
 
 /// The routes of the service, on an existing ``EngineStore``.
 public func buildRouter(store: EngineStore, audit: Logger, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) -> Router<GatehouseRequestContext> {
+    buildRouter(store: store, audit: AuditLog(logger: audit), registry: registry)
+}
+
+func buildRouter(store: EngineStore, audit: AuditLog, registry: PrometheusCollectorRegistry) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
-    AuthRoutes(store: store, audit: AuditLog(logger: audit)).register(on: router)
+    AuthRoutes(store: store, audit: audit).register(on: router)
     MetricsRoute(registry: registry).register(on: router)
     return router
 }

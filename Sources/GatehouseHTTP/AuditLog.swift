@@ -6,13 +6,25 @@ import Logging
 
 /// One log line per decision, never with a password, a hash or an `Authorization` value.
 /// Values that came from a client are escaped, so that nobody can forge log lines.
-struct AuditLog {
+struct AuditLog: Sendable {
     let logger: Logger
+    /// When set (`gatehouse serve`), lines are formatted here, in the process log's format,
+    /// and written in batches off the event loop; else they go through `logger` (tests).
+    let writer: AuditWriter?
+
+    init(logger: Logger, writer: AuditWriter? = nil) {
+        self.logger = logger
+        self.writer = writer
+    }
 
     func record(_ decision: Decision, method: String, uri: String?, client: String?, configuration: LogConfiguration, latency: Duration) {
         if configuration.denialsOnly, decision.outcome == .allow { return }
         // Building the line costs more than deciding from the cache: skip it when it is not kept.
         guard logger.logLevel <= .info else { return }
+        if let writer {
+            writer.append(line(decision, method: method, uri: uri, client: client, format: configuration.format, latency: latency))
+            return
+        }
         // In text lines a value must not contain `key=value` of its own: a user name like
         // `x decision=allow` would otherwise add a field that grep finds.
         // JSON lines escape every value losslessly themselves; escaping here too would double it.
@@ -41,6 +53,70 @@ struct AuditLog {
         if let detail = decision.logDetail { metadata["detail"] = .string(escape(detail)) }
         metadata["reason"] = .string(escape(decision.reason))
         logger.info("decision", metadata: metadata)
+    }
+
+    /// One audit line, exactly as the process log's handler would write it (swift-log's
+    /// `StreamLogHandler` for text, ``JSONLogHandler`` for JSON): the same keys, sorted, the
+    /// same escaping, so that greps and log shippers see no difference.
+    func line(_ decision: Decision, method: String, uri: String?, client: String?, format: LogConfiguration.Format, latency: Duration) -> String {
+        let text = format == .text
+        func escape(_ value: String) -> String { text ? Self.escape(value, equalsSign: true) : String(value.unicodeScalars.prefix(512)) }
+        // Sorted by key, as both handlers sort them.
+        var fields: [(String, AuditValue)] = []
+        fields.reserveCapacity(18)
+        if let action = decision.action { fields.append(("action", .text(action))) }
+        fields.append(("backend", .text(decision.backend ?? "-")))
+        fields.append(("cached", .bool(decision.cached)))
+        fields.append(("client", .text(escape(client ?? "-"))))
+        fields.append(("decision", .text(decision.outcome.rawValue)))
+        if let detail = decision.logDetail { fields.append(("detail", .text(escape(detail)))) }
+        if decision.upstreamGroups.truncated {
+            fields.append(("groups_truncated", .text("\(decision.upstreamGroups.count) of \(decision.upstreamGroups.offered) sent")))
+        }
+        fields.append(("latency_ms", .text(Self.milliseconds(latency))))
+        fields.append(("log", .text("audit")))
+        fields.append(("method", .text(escape(method))))
+        if let path = decision.path { fields.append(("path", .text(escape(path)))) }
+        fields.append(("policy", .text(escape(decision.policy))))
+        fields.append(("reason", .text(escape(decision.reason))))
+        if let repository = decision.repository { fields.append(("repository", .text(escape(repository)))) }
+        fields.append(("rule", .text(escape(decision.rule))))
+        fields.append(("status", .number(decision.status)))
+        fields.append(("uri", .text(escape(uri ?? "-"))))
+        fields.append(("user", .text(escape(decision.user ?? "-"))))
+        var line: String
+        if text {
+            line = AuditClock.shared.textTimestamp() + " info " + logger.label + ":"
+            for (key, value) in fields {
+                line += " " + key + "="
+                switch value {
+                case .text(let string): line += string
+                case .bool(let flag): line += flag ? "true" : "false"
+                case .number(let number): line += String(number)
+                }
+            }
+            line += " [GatehouseHTTP] decision\n"
+        } else {
+            line = "{\"time\":\"" + AuditClock.shared.jsonTimestamp() + "\",\"level\":\"info\",\"label\":"
+            JSONLogHandler.appendString(logger.label, to: &line)
+            line += ",\"message\":\"decision\""
+            for (key, value) in fields {
+                line += ",\"" + key + "\":"
+                switch value {
+                case .text(let string): JSONLogHandler.appendString(string, to: &line)
+                case .bool(let flag): line += flag ? "true" : "false"
+                case .number(let number): line += String(number)
+                }
+            }
+            line += "}\n"
+        }
+        return line
+    }
+
+    private enum AuditValue {
+        case text(String)
+        case bool(Bool)
+        case number(Int)
     }
 
     /// Control characters, line and paragraph separators, quotes and backslashes (and `=`, for

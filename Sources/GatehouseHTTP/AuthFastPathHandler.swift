@@ -122,10 +122,7 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        handle(unwrapInboundIn(data), context: context)
-    }
-
-    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        let part = unwrapInboundIn(data)
         lastActive = .now()
         switch part {
         case .head:
@@ -136,8 +133,21 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body:
             break
         }
+        // A new request waits while an answer is outstanding or others wait before it; the
+        // rest of a request follows its head (route).
+        if case .head = part, answering || passedOn > 0 || !waiting.isEmpty {
+            waiting.append(part)
+            current = .waiting
+            return
+        }
+        route(part, context: context)
+    }
+
+    /// Sends one part where it belongs: a head is answered here, passed on, or made to wait;
+    /// the rest of a request follows its head.
+    private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         if case .head(let head) = part {
-            guard !answering, passedOn == 0, waiting.isEmpty else {
+            guard !answering, passedOn == 0 else {
                 current = .waiting
                 waiting.append(part)
                 return
@@ -158,7 +168,6 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .passedOn: context.fireChannelRead(wrapInboundOut(part))
         case .waiting: waiting.append(part)
         }
-        if case .end = part, current != .waiting { current = .none }
     }
 
     /// The policy of a request this handler answers (nil for the default policy, wrapped),
@@ -264,16 +273,26 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// One answer's end is written: re-arm the idle check, then take the requests that waited.
+    /// One answer's end is written: re-arm the idle check, then take the requests that waited,
+    /// up to the next one that must wait again.
     private func answerEnded(_ context: ChannelHandlerContext) {
         requestsOpen -= 1
         lastActive = .now()
         if requestsOpen == 0 { scheduleIdleCheck(context, at: lastActive + idleTimeout) }
-        while !answering, passedOn == 0, !closing, let part = waiting.popFirst() {
-            if case .head = part { requestsOpen -= 1 }
-            current = .none
-            handle(part, context: context)
+        let passedBefore = passedOn
+        var replayed = false
+        while !closing, let part = waiting.first {
+            if case .head = part, answering || passedOn > 0 { break }
+            waiting.removeFirst()
+            if case .head = part { current = .none }
+            replayed = true
+            route(part, context: context)
         }
+        // The router's channel hands reads on at "read complete": parts passed on outside a
+        // read would sit there unseen.
+        if replayed, passedOn > 0 || passedOn != passedBefore { context.fireChannelReadComplete() }
+        // Parts that arrive from now on belong behind the ones still waiting.
+        if !waiting.isEmpty { current = .waiting }
         guard !answering, waiting.isEmpty else { return }
         if let event = heldQuiesceEvent {
             heldQuiesceEvent = nil

@@ -67,13 +67,20 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "gatehouse")
+        // Audit lines are written in batches by a thread of their own, never by an event loop.
+        let auditWriter = AuditWriter()
+        defer { auditWriter.shutdown() }
         let app = try buildApplication(
             configuration: configuration,
             logger: logger,
-            reload: ReloadSource(load: load, configurationFile: source.configurationFile)
+            reload: ReloadSource(load: load, configurationFile: source.configurationFile),
+            auditWriter: auditWriter
         )
         logger.notice("serving", metadata: ["listen": "\(configuration.listen)", "policies": "\(configuration.policies.map(\.name))", "version": "\(gatehouseVersion)"])
         try await app.runService()
+        // Every line of a request that was answered is written before the process says it
+        // stopped, and before it exits.
+        auditWriter.shutdown()
         if case .unix(let path) = configuration.listen { unlink(path) }
         logger.notice("stopped")
     }

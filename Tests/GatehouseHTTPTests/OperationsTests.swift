@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Foundation
-import GatehouseCore
+@testable import GatehouseCore
 @testable import GatehouseHTTP
 import HTTPTypes
 import Hummingbird
@@ -144,6 +144,37 @@ struct OperationsTests {
         }
         let details = lines.compactMap { $0["detail"]?.description }.joined(separator: "\n")
         #expect(details.contains(#"eve\" decision\u{3d}allow \\"#), "the hostile name is in the log detail, escaped, and adds no field")
+    }
+
+    /// `gatehouse serve` formats audit lines itself and writes them in batches; each line must
+    /// say exactly what the logger's metadata said (same keys, same escaped values), in both
+    /// formats, and a hostile value must not add a field to either.
+    @Test func preformattedLinesMatchTheLoggerFields() throws {
+        let capture = LogCapture()
+        let audit = AuditLog(logger: { var l = capture.logger; l[metadataKey: "log"] = "audit"; return l }())
+        var decision = Decision(
+            outcome: .challenge, status: 401, policy: "registry", client: nil, user: nil, groups: [], backend: nil, email: nil, displayName: nil,
+            action: "pull", repository: "team/app", path: nil, rule: "authentication", reason: "invalid user name or password",
+            logDetail: #"user "eve" decision=allow \"#, cached: false, trace: []
+        )
+        decision.upstreamGroups = .none
+        let hostileURI = "/v2/x\" rule=allow/manifests/1"
+        audit.record(decision, method: "GET", uri: hostileURI, client: "192.0.2.1", configuration: LogConfiguration(), latency: .microseconds(1234))
+        let expected = try #require(capture.auditLines.first)
+        // Text: key=value pairs in sorted order, between "gatehouse:" and " [GatehouseHTTP] decision".
+        let text = audit.line(decision, method: "GET", uri: hostileURI, client: "192.0.2.1", format: .text, latency: .microseconds(1234))
+        #expect(text.hasSuffix(" [GatehouseHTTP] decision\n"))
+        let body = try #require(text.range(of: "info test: ").map { text[$0.upperBound...] }).dropLast(" [GatehouseHTTP] decision\n".count)
+        let rendered = expected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        #expect(String(body) == rendered)
+        // JSON: one object whose fields equal the metadata, status a number, cached a boolean.
+        let json = audit.line(decision, method: "GET", uri: hostileURI, client: "192.0.2.1", format: .json, latency: .microseconds(1234))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(object["status"] as? Int == 401)
+        #expect(object["cached"] as? Bool == false)
+        #expect(object["message"] as? String == "decision" && object["level"] as? String == "info")
+        #expect(object["uri"] as? String == hostileURI, "JSON keeps the value exact")
+        #expect(Set(object.keys).subtracting(["time", "level", "label", "message"]) == Set(expected.keys))
     }
 
     @Test func jsonLinesEscapeEverythingAClientSends() throws {

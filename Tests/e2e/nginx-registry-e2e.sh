@@ -164,9 +164,10 @@ stop_gate() {
     GATE_RC=$STOP_RC GATE_STOP=$STOP_SECS GATE_PID=
 }
 # decisions: audit lines so far (one per auth subrequest)
-decisions() { grep -c 'decision=' "$GATE_LOG"; }
+# (after 0.1 s: audit lines are written in batches every 50 ms)
+decisions() { sleep 0.1; grep -c 'decision=' "$GATE_LOG"; }
 # decisions_since N: the audit lines after the first N
-decisions_since() { grep 'decision=' "$GATE_LOG" | tail -n +$(($1 + 1)); }
+decisions_since() { sleep 0.1; grep 'decision=' "$GATE_LOG" | tail -n +$(($1 + 1)); }
 # latency_stats N COUNT: "median X ms, max Y ms" of the audit lines N+1 .. N+COUNT
 latency_stats() {
     decisions_since "$1" | head -n "$2" | sed -n 's/.* latency_ms=\([0-9.]*\) .*/\1/p' | sort -n |

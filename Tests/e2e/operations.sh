@@ -763,6 +763,7 @@ check_eq "nginx's worker runs as www-data:www-data (the socket's group)" "www-da
     "$(ps -o user=,group= --ppid "$NGX_PID" | head -n1 | awk '{ print $1, $2 }')"
 NU=http://127.0.0.1:$P_NGX$MAN
 AUTH_READER="Authorization: Basic $(b64 "reader:$PW_READER")"
+sleep 0.2 # audit lines are written in batches (every 50 ms): let the start-up checks' lines land first
 n_lines0=$(grep -c 'decision=' "$N_LOG")
 codes="$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH_READER" "$NU") $(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "$AUTH_READER" "$NU") $(curl -s -o /dev/null -w '%{http_code}' "$NU")"
 check_eq "through nginx and the unix socket: reader pulls (200), may not push (403), anonymous is challenged (401)" "200 403 401" "$codes"

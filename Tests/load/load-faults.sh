@@ -205,7 +205,7 @@ status() {
     [ "$1" = - ] || auth=(-u "$1")
     curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${auth[@]}" -X "$2" "$U$3"
 }
-decisions() { grep -c 'decision=' "$GATE_LOG"; }
+decisions() { sleep 0.1; grep -c 'decision=' "$GATE_LOG"; }  # lines land in batches every 50 ms
 realm() { curl -s -D - -o /dev/null --max-time 5 "http://127.0.0.1:$P_GATE/auth" -H "X-Original-URI: /v2/" |
     tr -d '\r' | sed -n 's/^[Ww][Ww][Ww]-[Aa]uthenticate: Basic realm="\([^"]*\)".*/\1/p'; }
 metrics() { curl -s --max-time 5 "http://127.0.0.1:$P_GATE/metrics"; }
