@@ -84,6 +84,16 @@ let package = Package(
             path: "Benchmarks/GatehouseBenchmark",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "gatehouse-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/FloorServer",
+            swiftSettings: swiftSettings
+        ),
         // Child processes for tests, without Foundation's Process.
         .target(
             name: "GatehouseTestSupport",

@@ -97,11 +97,14 @@ public final class CredentialCache: Sendable {
         user.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
         mac.update(data: [0])
         password.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
-        let digest = Array(mac.finalize())
-        func word(_ offset: Int) -> UInt64 {
-            digest[offset..<(offset + 8)].reduce(0) { $0 << 8 | UInt64($1) }
+        return mac.finalize().withUnsafeBytes { digest in
+            Key(
+                a: digest.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                b: digest.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                c: digest.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                d: digest.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            )
         }
-        return Key(a: word(0), b: word(8), c: word(16), d: word(24))
     }
 
     /// The remembered verdict, if fresh and from the same generation of the backends' data.

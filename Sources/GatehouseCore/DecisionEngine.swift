@@ -18,6 +18,7 @@ public struct DecisionEngine: Sendable {
     public let lockout: LockoutTracker
     /// Decisions, cache, lockouts and backends, as counted for `/metrics`.
     public let metrics: GatehouseMetrics
+    private let decisionSeries: GatehouseMetrics.DecisionSeries
     private let inFlight = InFlightVerifications<Verification>()
 
     typealias Verification = Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure>
@@ -40,6 +41,7 @@ public struct DecisionEngine: Sendable {
         // A reload keeps counting: editing a file must not lift a lockout.
         self.lockout = lockoutTracker.flatMap { $0.configuration == lockout ? $0 : nil } ?? LockoutTracker(configuration: lockout)
         self.metrics = metrics
+        decisionSeries = GatehouseMetrics.DecisionSeries(metrics: metrics, policies: policies.map(\.name), backends: backends.map(\.name))
     }
 
     /// Closes the backends' connections: after a graceful stop, or when a reload was refused.
@@ -112,9 +114,9 @@ public struct DecisionEngine: Sendable {
     private func finish(_ decision: Decision, request: AuthRequest, started: ContinuousClock.Instant) -> Decision {
         var decision = decision
         decision.client = request.clientAddress
-        // A policy name that is not configured came from the request path: not a label value.
-        let policy = policies[decision.policy] == nil ? "unknown" : decision.policy
-        metrics.recordDecision(outcome: decision.outcome, policy: policy, backend: decision.backend, latency: started.duration(to: .now))
+        // A policy name that is not configured came from the request path: not a label value
+        // (DecisionSeries counts it as "unknown").
+        decisionSeries.record(outcome: decision.outcome, policy: decision.policy, backend: decision.backend, latency: started.duration(to: .now))
         return decision
     }
 

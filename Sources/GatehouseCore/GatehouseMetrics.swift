@@ -20,7 +20,6 @@ public final class GatehouseMetrics: Sendable {
 
     let factory: any MetricsFactory
     private let series = NIOLockedValueBox<[SeriesKey: Counter]>([:])
-    private let timers = NIOLockedValueBox<[SeriesKey: Timer]>([:])
     private let gauges = NIOLockedValueBox<[SeriesKey: Meter]>([:])
 
     private struct SeriesKey: Hashable {
@@ -28,8 +27,16 @@ public final class GatehouseMetrics: Sendable {
         let labels: [String]
     }
 
+    /// The cache's counters, created once: they move on every request.
+    private let cacheHitsSuccess: Counter
+    private let cacheHitsFailure: Counter
+    private let cacheMisses: Counter
+
     public init(factory: any MetricsFactory) {
         self.factory = factory
+        cacheHitsSuccess = Counter(label: "gatehouse_cache_hits_total", dimensions: [("verdict", "success")], factory: factory)
+        cacheHitsFailure = Counter(label: "gatehouse_cache_hits_total", dimensions: [("verdict", "failure")], factory: factory)
+        cacheMisses = Counter(label: "gatehouse_cache_misses_total", dimensions: [], factory: factory)
     }
 
     /// A counter by name and label pairs, created once and then looked up.
@@ -59,24 +66,61 @@ public final class GatehouseMetrics: Sendable {
 
     // MARK: Decisions
 
-    /// One decision: `gatehouse_decisions_total{outcome,policy,backend}` and the latency histogram.
-    func recordDecision(outcome: Decision.Outcome, policy: String, backend: String?, latency: Duration) {
-        counter("gatehouse_decisions_total", [("outcome", outcome.rawValue), ("policy", policy), ("backend", backend ?? "none")]).increment()
-        let timer = Self.series(in: timers, Self.decisionDuration, [("policy", policy)]) {
-            Timer(label: Self.decisionDuration, dimensions: [("policy", policy)], factory: factory)
+    /// Every decision series of an engine's policies and backends, created with the engine so
+    /// that a decision finds its counter and histogram without a lock or a string key.
+    struct DecisionSeries: Sendable {
+        private let policies: [String: PolicySeries]
+        private let unknown: PolicySeries
+        private let backends: [String]
+
+        struct PolicySeries: Sendable {
+            /// [outcome][backend index; the last is "none"]
+            let decisions: [[Counter]]
+            let latency: Timer
         }
-        let (seconds, attoseconds) = latency.components
-        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+
+        init(metrics: GatehouseMetrics, policies: [String], backends: [String]) {
+            self.backends = backends
+            func series(_ policy: String) -> PolicySeries {
+                let outcomes: [Decision.Outcome] = [.allow, .deny, .challenge, .unavailable]
+                return PolicySeries(
+                    decisions: outcomes.map { outcome in
+                        (backends + ["none"]).map { backend in
+                            Counter(label: "gatehouse_decisions_total", dimensions: [("outcome", outcome.rawValue), ("policy", policy), ("backend", backend)], factory: metrics.factory)
+                        }
+                    },
+                    latency: Timer(label: GatehouseMetrics.decisionDuration, dimensions: [("policy", policy)], factory: metrics.factory)
+                )
+            }
+            var table: [String: PolicySeries] = [:]
+            for policy in policies { table[policy] = series(policy) }
+            self.policies = table
+            unknown = series("unknown")
+        }
+
+        /// `gatehouse_decisions_total{outcome,policy,backend}` and the latency histogram.
+        func record(outcome: Decision.Outcome, policy: String, backend: String?, latency: Duration) {
+            let series = policies[policy] ?? unknown
+            let row = switch outcome {
+            case .allow: 0
+            case .deny: 1
+            case .challenge: 2
+            case .unavailable: 3
+            }
+            let column = backend.flatMap { name in backends.firstIndex(of: name) } ?? backends.count
+            series.decisions[row][column].increment()
+            let (seconds, attoseconds) = latency.components
+            series.latency.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        }
     }
 
     // MARK: Cache
 
     func cacheHit(_ verdict: CredentialCache.Verdict) {
-        let kind = if case .authenticated = verdict { "success" } else { "failure" }
-        counter("gatehouse_cache_hits_total", [("verdict", kind)]).increment()
+        if case .authenticated = verdict { cacheHitsSuccess.increment() } else { cacheHitsFailure.increment() }
     }
 
-    func cacheMiss() { counter("gatehouse_cache_misses_total").increment() }
+    func cacheMiss() { cacheMisses.increment() }
     func cacheEviction() { counter("gatehouse_cache_evictions_total").increment() }
     /// A success served from the cache because its backend could not be reached.
     func staleAnswer(backend: String) { counter("gatehouse_cache_stale_answers_total", [("backend", backend)]).increment() }

@@ -176,6 +176,8 @@ public final class LockoutTracker: Sendable {
     /// Whether a login known under `users` from `address` may be verified.
     public func status(users: Set<String>, address: String?) -> Status {
         guard isEnabled else { return .open }
+        // The usual case, nobody failing: no keys to build.
+        guard !state.withLockedValue({ $0.isEmpty }) else { return .open }
         let now = ContinuousClock.now
         let keys = Self.keys(users: users, address: address)
         return state.withLockedValue { counters -> Status in

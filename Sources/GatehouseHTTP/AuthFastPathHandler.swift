@@ -47,6 +47,9 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// An answer said `Connection: close` (a refused body): nothing after it is decided.
     private var closing = false
     private var peer: SocketAddress?
+    /// The peer as `trusted_proxies` sees it, worked out once per connection (and again after
+    /// a reload that changes `trusted_proxies`).
+    private var peerInfo: ClientAddress.Peer?
     private var lastActive = NIODeadline.now()
     private var idleTask: Scheduled<Void>?
     private var requestsOpen = 0
@@ -209,7 +212,9 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func decide(_ head: HTTPRequest, policy: String?, context: ChannelHandlerContext) {
         let started = ContinuousClock.now
         let snapshot = store.snapshot
-        let request = AuthRoutes.authRequest(fields: head.headerFields, method: head.method, policy: policy, peer: peer, trustedProxies: snapshot.configuration.trustedProxies, explain: false)
+        let proxies = snapshot.configuration.trustedProxies
+        if peerInfo?.trustedProxies != proxies { peerInfo = ClientAddress.Peer(peer, trustedProxies: proxies) }
+        let request = AuthRoutes.authRequest(fields: head.headerFields, method: head.method, policy: policy, peer: peerInfo!, explain: false)
         switch snapshot.engine.decideImmediately(request) {
         case .decided(let decision, let notBefore):
             guard let notBefore, notBefore > .now else {

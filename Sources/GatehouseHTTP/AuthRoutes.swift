@@ -57,8 +57,7 @@ struct AuthRoutes {
             fields: headers,
             method: request.method,
             policy: policy,
-            peer: context.remoteAddress,
-            trustedProxies: snapshot.configuration.trustedProxies,
+            peer: ClientAddress.Peer(context.remoteAddress, trustedProxies: snapshot.configuration.trustedProxies),
             explain: explain
         )
         let decision = await snapshot.engine.decide(authRequest)
@@ -95,8 +94,7 @@ struct AuthRoutes {
         fields: HTTPFields,
         method: HTTPRequest.Method,
         policy: String?,
-        peer: SocketAddress?,
-        trustedProxies: [IPNetwork],
+        peer: ClientAddress.Peer,
         explain: Bool
     ) -> AuthRequest {
         AuthRequest(
@@ -104,12 +102,7 @@ struct AuthRoutes {
             method: fields[originalMethod] ?? method.rawValue,
             originalURIs: fields[values: originalURI],
             policyName: policy,
-            clientAddress: ClientAddress.resolve(
-                peer: peer,
-                realIP: fields[realIP],
-                forwardedFor: fields[values: forwardedFor],
-                trustedProxies: trustedProxies
-            ),
+            clientAddress: ClientAddress.resolve(peer, realIP: fields[realIP], forwardedFor: fields[values: forwardedFor]),
             wantsTrace: explain
         )
     }

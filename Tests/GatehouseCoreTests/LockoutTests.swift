@@ -135,6 +135,20 @@ struct LockoutTests {
         }
     }
 
+    /// Refusals wait as long as a typical verification: a few slow ones (a busy machine) must
+    /// not stretch every wait, which would tell refusals from wrong passwords.
+    @Test func timingEstimatesFollowTheMedian() {
+        let times = VerificationTimes()
+        #expect(times.estimate(for: "$2y$10") == nil)
+        for _ in 0..<10 { times.record(.milliseconds(90), for: "$2y$10") }
+        for _ in 0..<3 { times.record(.milliseconds(250), for: "$2y$10") }
+        #expect(times.estimate(for: "$2y$10") == .milliseconds(90))
+        // Only the last 15 count: the estimate follows a machine that became slower.
+        for _ in 0..<15 { times.record(.milliseconds(120), for: "$2y$10") }
+        #expect(times.estimate(for: "$2y$10") == .milliseconds(120))
+        #expect(times.estimate(for: "$6$") == nil, "classes are separate")
+    }
+
     final class CountingBackend: CredentialBackend {
         let name = "counting"
         let counts = NIOLockedValueBox((verified: 0, waited: 0))
