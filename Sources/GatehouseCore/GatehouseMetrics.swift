@@ -31,12 +31,21 @@ public final class GatehouseMetrics: Sendable {
     private let cacheHitsSuccess: Counter
     private let cacheHitsFailure: Counter
     private let cacheMisses: Counter
+    /// The lockout's per-refusal counters, created once: a flood of guesses moves them.
+    private let lockedOutRequests: Counter
+    private let refusals: [String: Counter]
+    private let timingWaitMicroseconds: Counter
 
     public init(factory: any MetricsFactory) {
         self.factory = factory
         cacheHitsSuccess = Counter(label: "gatehouse_cache_hits_total", dimensions: [("verdict", "success")], factory: factory)
         cacheHitsFailure = Counter(label: "gatehouse_cache_hits_total", dimensions: [("verdict", "failure")], factory: factory)
         cacheMisses = Counter(label: "gatehouse_cache_misses_total", dimensions: [], factory: factory)
+        lockedOutRequests = Counter(label: "gatehouse_locked_out_requests_total", dimensions: [], factory: factory)
+        refusals = Dictionary(uniqueKeysWithValues: ["pair", "user", "address"].map { scope in
+            (scope, Counter(label: "gatehouse_lockout_refusals_total", dimensions: [("scope", scope)], factory: factory))
+        })
+        timingWaitMicroseconds = Counter(label: "gatehouse_timing_wait_microseconds_total", dimensions: [], factory: factory)
     }
 
     /// A counter by name and label pairs, created once and then looked up.
@@ -132,14 +141,14 @@ public final class GatehouseMetrics: Sendable {
     /// A login refused without verification because a `pair` or `user` is locked, or an
     /// `address` is over its ceiling and the cache did not vouch for the credential.
     func refusedGuess(scope: String) {
-        counter("gatehouse_locked_out_requests_total").increment()
-        counter("gatehouse_lockout_refusals_total", [("scope", scope)]).increment()
+        lockedOutRequests.increment()
+        (refusals[scope] ?? counter("gatehouse_lockout_refusals_total", [("scope", scope)])).increment()
     }
     /// Time spent waiting (a timer, no thread) so that refusals take as long as verifications.
     func timingWait(_ duration: Duration) {
         guard duration > .zero else { return }
         let (seconds, attoseconds) = duration.components
-        counter("gatehouse_timing_wait_microseconds_total").increment(by: Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000))
+        timingWaitMicroseconds.increment(by: Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000))
     }
 
     // MARK: LDAP

@@ -103,8 +103,10 @@ public final class HtpasswdBackend: CredentialBackend {
     /// The hash a refusal of `login` is timed as: the user's own when the name is in the file
     /// (a locked-out user), else one of the file's most common class (an unknown user).
     private func timingHash(for login: String) -> PasswordHash? {
-        let (_, hash, _) = lookUp(login)
-        return (hash == .locked ? nil : hash) ?? state.withLockedValue({ $0.timingDummy })
+        state.withLockedValue { state in
+            let hash = state.passwords.entries[login]
+            return (hash == .locked ? nil : hash) ?? state.timingDummy
+        }
     }
 
     public func timingEstimate(for login: String) -> Duration? {

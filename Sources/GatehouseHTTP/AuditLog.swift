@@ -128,7 +128,14 @@ struct AuditLog: Sendable {
             return value
         }
         var output = ""
+        output.reserveCapacity(value.utf8.count + 16)
         for scalar in value.unicodeScalars.prefix(512) {
+            // Printable ASCII needs no Unicode properties (looking them up cost more than the
+            // rest of a refused guess).
+            if scalar.value >= 0x20, scalar.value < 0x7F, scalar != "\\", scalar != "\"", !(equalsSign && scalar == "=") {
+                output.unicodeScalars.append(scalar)
+                continue
+            }
             switch scalar {
             case "\\": output += "\\\\"
             case "\"": output += "\\\""
