@@ -165,7 +165,9 @@ public enum PasswordHash: Sendable, Equatable {
         case .crypt(let stored):
             guard stored.hasPrefix("$") else { return "des" }
             // "$2y$10$…" → "$2y$10", "$6$rounds=5000$…" → "$6$rounds=5000", "$6$salt$…" → "$6$"
-            let parts = stored.split(separator: "$", omittingEmptySubsequences: false)
+            // Only the first three fields matter: splitting the whole hash each time a refusal
+            // is timed cost more than the refusal.
+            let parts = stored.split(separator: "$", maxSplits: 3, omittingEmptySubsequences: false)
             guard parts.count > 2 else { return stored }
             if parts[1].hasPrefix("2") || parts[2].hasPrefix("rounds=") { return "$\(parts[1])$\(parts[2])" }
             return "$\(parts[1])$"
