@@ -154,9 +154,44 @@ func checkRegistry(method: String, uri: OriginalURI, raw: [UInt8], target: Strin
 }
 
 func checkHTTP(method: String, uri: OriginalURI) {
-    guard let accesses = try? httpPolicy.accesses(method: method, uri: uri) else { violation("an http policy refuses \(shown(uri.path))") }
-    invariant(accesses == [Access(action: method.uppercased(), resource: uri.path)], "http accesses \(accesses)")
+    let accesses = try? httpPolicy.accesses(method: method, uri: uri)
+    // Methods are case-sensitive tokens (RFC 9110): never upper-cased, a non-token refused.
+    let isToken = !method.isEmpty && method.utf8.allSatisfy { isUnreserved($0) || Array("!#$%&'*+.^`|".utf8).contains($0) }
+    guard isToken else {
+        invariant(accesses == nil, "an http policy accepts the method \(shown(method))")
+        return
+    }
+    let expected = referenceHTTPPath(uri.path)
+    invariant((accesses == nil) == (expected == nil), "http \(shown(uri.path)): accesses \(accesses.map { "\($0)" } ?? "refused"), reference \(expected ?? "refused")")
+    guard let accesses, let expected else { return }
+    invariant(accesses.count == 1 && accesses[0].action == method && accesses[0].resource == expected, "http accesses \(accesses), reference \(expected)")
     checkEvaluate(httpPolicy, accesses)
+}
+
+/// The path an application server serves (SECURITY.md, "Paths as upstreams read them"): each
+/// segment without its `;` parameters; nil when it is refused.
+func referenceHTTPPath(_ path: String) -> String? {
+    var out: [String] = []
+    for segment in path.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+        let name = segment.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        if segment.contains(";"), name.isEmpty || name == "." || name == ".." { return nil }
+        if name.hasSuffix(".") || name.hasSuffix("%20") || name.contains("%3B") || name.contains("%25") { return nil }
+        // Escaped bytes of 0x80 and above must spell UTF-8.
+        var bytes: [UInt8] = []
+        var rest = Array(name.utf8)[...]
+        while let byte = rest.first {
+            if byte == UInt8(ascii: "%"), rest.count >= 3, let value = UInt8(String(decoding: rest.dropFirst().prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                rest = rest.dropFirst(3)
+            } else {
+                bytes.append(byte)
+                rest = rest.dropFirst()
+            }
+        }
+        if String(validating: bytes, as: UTF8.self) == nil { return nil }
+        out.append(String(name))
+    }
+    return "/" + out.joined(separator: "/")
 }
 
 func checkEvaluate(_ policy: Policy, _ accesses: [Access]) {
