@@ -1,7 +1,9 @@
 // Gatehouse — an nginx auth_request service
 // SPDX-License-Identifier: Apache-2.0
 
+import Foundation
 @testable import GatehouseCore
+import Logging
 import Testing
 
 @Suite("htpasswd and htgroups files")
@@ -41,6 +43,29 @@ struct HtpasswdFileTests {
         let file = HtpasswdFile(parsing: text, path: "users")
         #expect(file.timingDummy?.costClass == "$2y$05")
         #expect(HtpasswdFile(parsing: "x:!\n", path: "p").timingDummy == nil)
+    }
+
+    /// `currentGeneration()` runs on the event loop for every cached decision: it must not
+    /// read the file itself (it hands the check to the thread pool), yet an edit must still be seen
+    /// within a couple of seconds.
+    @Test func anEditedFileIsReloadedOffTheCallersThread() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("htpasswd")
+        try write("alice:{PLAIN}one\n", to: file)
+        let backend = try HtpasswdBackend(name: "local", passwordPath: file.path, groupsPath: nil, logger: Logger(label: "test"))
+        let before = backend.currentGeneration()
+        try write("alice:{PLAIN}two\nbob:{PLAIN}three\n", to: file)
+        try await Task.sleep(for: .milliseconds(1100))
+        // The call that finds the check due hands the reload to the thread pool.
+        _ = backend.currentGeneration()
+        var reloaded = false
+        for _ in 0..<50 where !reloaded {
+            try await Task.sleep(for: .milliseconds(20))
+            reloaded = backend.generation != before
+        }
+        #expect(reloaded, "the thread pool reloaded the edited file")
+        #expect(try await backend.authenticate(BasicCredentials(user: "bob", password: "three")) != .unknownUser)
     }
 
     @Test func groupsFileFollowsApache() {
