@@ -246,24 +246,30 @@ public final class LockoutTracker: Sendable {
 
     /// Claims a verification for a login not answered from the cache: nil when it may go
     /// ahead (then call ``finishVerification(users:address:outcome:)`` exactly once), else the
-    /// scope that refuses it: a counter whose failures plus verifications in flight already
-    /// reach its limit. Without this, guesses sent in parallel would all be verified before
+    /// scope that refuses it: a locked counter, or a pair or user counter whose failures plus
+    /// verifications in flight already reach its limit. Without this, guesses sent in parallel would all be verified before
     /// the first failure is counted.
     public func reserveVerification(users: Set<String>, address: String?) -> Scope? {
         guard isEnabled else { return nil }
         let now = ContinuousClock.now
         let keys = Self.keys(users: users, address: address)
         let window = configuration.window
+        // The address counter takes no claims: an office behind one NAT may have hundreds of
+        // right passwords in verification at once (a morning, or the first minutes after a
+        // reload emptied the cache), and they must not count against its ceiling. A sprayer
+        // can overshoot that ceiling by its connection count at most, once.
+        let claimed = keys.filter { $0.scope != .address }
         return state.withLockedValue { counters -> Scope? in
             for key in keys {
                 guard var counter = counters[key] else { continue }
                 counter.advance(to: now, window: window)
                 counters[key] = counter
                 if counter.isLocked(at: now) { return key.scope }
-                if counter.estimate(at: now, window: window) + Double(counter.pending) >= Double(limit(key.scope)) { return key.scope }
+                let inFlight = key.scope == .address ? 0 : Double(counter.pending)
+                if counter.estimate(at: now, window: window) + inFlight >= Double(limit(key.scope)) { return key.scope }
             }
-            if counters.count + keys.count > maximumKeys { evict(&counters, now: now) }
-            for key in keys {
+            if counters.count + claimed.count > maximumKeys { evict(&counters, now: now) }
+            for key in claimed {
                 var counter = counters[key] ?? Counter(now: now)
                 counter.pending += 1
                 counters[key] = counter
@@ -286,7 +292,7 @@ public final class LockoutTracker: Sendable {
     @discardableResult
     public func finishVerification(users: Set<String>, address: String?, outcome: VerificationOutcome) -> [Scope] {
         guard isEnabled else { return [] }
-        let keys = Self.keys(users: users, address: address)
+        let keys = Self.keys(users: users, address: address).filter { $0.scope != .address }
         state.withLockedValue { counters in
             for key in keys {
                 guard var counter = counters[key] else { continue }

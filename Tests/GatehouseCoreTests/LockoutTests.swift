@@ -149,6 +149,21 @@ struct LockoutTests {
         #expect(times.estimate(for: "$6$") == nil, "classes are separate")
     }
 
+    /// The office behind one NAT at 9 a.m. (or just after a reload emptied the cache): more
+    /// first logins in verification at once than the address ceiling allows failures. None of
+    /// them is a failure, so none is refused.
+    @Test func manyFirstLoginsFromOneAddressAreNotRefused() async throws {
+        let backend = CountingBackend(delay: .milliseconds(50))
+        let engine = DecisionEngine(
+            realm: "R", defaultPolicy: "registry", policies: [Configuration.seedPolicy(pushGroup: "p")], backends: [backend],
+            lockout: LockoutConfiguration(maxFailures: 3, userMaxFailures: 6, addressMaxFailures: 4, window: .seconds(60))
+        )
+        await withTaskGroup(of: Int.self) { group in
+            for person in 0..<40 { group.addTask { await Self.decide(engine, "person\(person)", "right", from: Self.x).status } }
+            for await status in group { #expect(status == 200) }
+        }
+    }
+
     final class CountingBackend: CredentialBackend {
         let name = "counting"
         let counts = NIOLockedValueBox((verified: 0, waited: 0))
