@@ -29,7 +29,7 @@ struct AuditLog: Sendable {
         // `x decision=allow` would otherwise add a field that grep finds.
         // JSON lines escape every value losslessly themselves; escaping here too would double it.
         let text = configuration.format == .text
-        func escape(_ value: String) -> String { text ? Self.escape(value, equalsSign: true) : String(value.unicodeScalars.prefix(512)) }
+        func escape(_ value: String) -> String { text ? Self.escape(value, equalsSign: true) : Self.cut(value) }
         var metadata: Logger.Metadata = [
             "decision": .string(decision.outcome.rawValue),
             "status": .stringConvertible(decision.status),
@@ -60,7 +60,7 @@ struct AuditLog: Sendable {
     /// same escaping, so that greps and log shippers see no difference.
     func line(_ decision: Decision, method: String, uri: String?, client: String?, format: LogConfiguration.Format, latency: Duration) -> String {
         let text = format == .text
-        func escape(_ value: String) -> String { text ? Self.escape(value, equalsSign: true) : String(value.unicodeScalars.prefix(512)) }
+        func escape(_ value: String) -> String { text ? Self.escape(value, equalsSign: true) : Self.cut(value) }
         // Sorted by key, as both handlers sort them.
         var fields: [(String, AuditValue)] = []
         fields.reserveCapacity(18)
@@ -117,6 +117,13 @@ struct AuditLog: Sendable {
         case text(String)
         case bool(Bool)
         case number(Int)
+    }
+
+    /// A JSON value needs no escaping here (the JSON handler escapes losslessly) but is cut at
+    /// 512 scalars like a text one, and then says so with "…".
+    static func cut(_ value: String) -> String {
+        guard value.utf8.count > 512, value.unicodeScalars.count > 512 else { return value }
+        return String(String.UnicodeScalarView(value.unicodeScalars.prefix(512))) + "…"
     }
 
     /// Control characters, line and paragraph separators, quotes and backslashes (and `=`, for

@@ -43,7 +43,7 @@ enum DecisionResponse {
         var headers = HTTPFields()
         headers[Self.decision] = decision.outcome.rawValue
         headers[Self.rule] = headerSafe(decision.rule)
-        headers[Self.reason] = headerSafe(decision.reason)
+        headers[Self.reason] = headerSafe(decision.reason, limit: 1024)
         if decision.outcome == .allow {
             if let user = decision.user {
                 headers[Self.user] = headerSafe(user)
@@ -61,13 +61,22 @@ enum DecisionResponse {
         return headers
     }
 
-    /// Header values carry no control characters, whatever a client managed to put in a name.
-    static func headerSafe(_ value: String) -> String {
+    /// Header values carry no control characters (`?` stands in), whatever a client managed to
+    /// put in a name. Identity values (user, e-mail, display name) are never cut: an upstream
+    /// must not receive a shortened name as if it were whole; they are bounded already (user
+    /// names at 256 bytes, directory attributes by their schema) and the kit buffers 64 KiB.
+    /// Only the reason, a sentence for people, is cut at `limit`, and then ends in "…".
+    static func headerSafe(_ value: String, limit: Int? = nil) -> String {
         // The usual case, printable ASCII, is returned as is: this runs several times for
         // every answer.
-        if value.utf8.count <= 1024, value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return value }
-        return String(String.UnicodeScalarView(value.unicodeScalars.prefix(1024).map { scalar in
-            scalar.properties.generalCategory == .control ? "?" : scalar
+        if value.utf8.count <= limit ?? Int.max, value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return value }
+        let scalars = value.unicodeScalars
+        let kept = limit.map { scalars.prefix($0) } ?? scalars[...]
+        var safe = String(String.UnicodeScalarView(kept.map { scalar in
+            scalar.value < 0x80 ? (scalar.value >= 0x20 && scalar.value < 0x7F ? scalar : "?")
+                : (scalar.properties.generalCategory == .control ? "?" : scalar)
         }))
+        if kept.count < scalars.count { safe += "…" }
+        return safe
     }
 }

@@ -177,6 +177,22 @@ struct OperationsTests {
         #expect(Set(object.keys).subtracting(["time", "level", "label", "message"]) == Set(expected.keys))
     }
 
+    /// Identity headers are never cut (an upstream would take a shortened name for a whole
+    /// one); the reason, a sentence, and long log values are cut visibly, ending in "…".
+    @Test func longValuesAreWholeOrVisiblyCut() {
+        var decision = Decision.make(.allow, policy: "wiki", rule: "wiki#1", reason: String(repeating: "r", count: 3000))
+        decision.user = "alice"
+        decision.displayName = String(repeating: "N", count: 1500)
+        decision.email = String(repeating: "e", count: 1100) + "@corp.example"
+        let fields = DecisionResponse.fields(for: decision, challenge: "Basic")
+        #expect(fields[DecisionResponse.name] == decision.displayName)
+        #expect(fields[DecisionResponse.email] == decision.email)
+        #expect(fields[DecisionResponse.reason]?.hasSuffix("…") == true)
+        #expect(fields[DecisionResponse.reason]?.unicodeScalars.count == 1025)
+        #expect(AuditLog.cut(String(repeating: "u", count: 600)).hasSuffix("…"))
+        #expect(AuditLog.cut("short") == "short")
+    }
+
     @Test func jsonLinesEscapeEverythingAClientSends() throws {
         var line = ""
         let hostile = "a\"b\\c\nd\re\tf\u{0}g\u{1B}h\u{7F}i\u{2028}j ü 🚀"
