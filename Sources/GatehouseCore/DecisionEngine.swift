@@ -99,8 +99,8 @@ public struct DecisionEngine: Sendable {
         switch pending.work {
         case .done(let value):
             verification = value
-        case .refuse(let value, let parsed, _):
-            await equaliseTiming(parsed, since: pending.started)
+        case .refuse(let value, let login, _):
+            await equaliseTiming(login, since: pending.started)
             verification = value
         case .verify(let job):
             verification = await verify(job)
@@ -210,7 +210,7 @@ public struct DecisionEngine: Sendable {
         decision.rule = first?.rule ?? "default-deny"
         decision.reason = prepared.accesses.count > 1 ? prepared.accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? "")
         if let identity {
-            decision.upstreamGroups = UpstreamGroups(policy.upstreamGroups(of: identity))
+            decision.upstreamGroups = policy.upstreamGroups == nil ? identity.allGroupsHeader : UpstreamGroups(policy.upstreamGroups(of: identity))
             decision.email = identity.email
             decision.displayName = identity.displayName
         }
@@ -242,9 +242,10 @@ public struct DecisionEngine: Sendable {
     enum Authentication: Sendable {
         /// Known now: a cached identity or failure, no or malformed credentials.
         case done(Verification)
-        /// A refusal that must take as long as a verification: answer at `started + estimate`,
-        /// or, before the backend has timed one (nil), after measuring it.
-        case refuse(Verification, BasicCredentials, estimate: Duration?)
+        /// A refusal that must take as long as a verification of `login`'s password: answer at
+        /// `started + estimate`, or, before the backend has timed one (nil), after measuring it.
+        /// (The login only: a pending decision holds no password.)
+        case refuse(Verification, login: String, estimate: Duration?)
         /// The backends must verify.
         case verify(VerificationJob)
         /// `gatehouse check --assume-authenticated`: the backends look the user up.
@@ -307,8 +308,8 @@ public struct DecisionEngine: Sendable {
     /// A 401 that waits as long as the first backend's verifications of this login take.
     private func refusal(_ parsed: BasicCredentials, detail: String) -> Authentication {
         let verification: Verification = .failure(.challenge(reason: Self.invalidCredentials, detail: detail))
-        guard let first = backends.first else { return .refuse(verification, parsed, estimate: .zero) }
-        return .refuse(verification, parsed, estimate: first.timingEstimate(for: parsed.user))
+        guard let first = backends.first else { return .refuse(verification, login: parsed.user, estimate: .zero) }
+        return .refuse(verification, login: parsed.user, estimate: first.timingEstimate(for: parsed.user))
     }
 
     private func lookUp(_ user: String) async -> Verification {
@@ -329,7 +330,7 @@ public struct DecisionEngine: Sendable {
         return await inFlight.value(for: key) {
             if let scope = self.lockout.reserveVerification(users: lockoutNames, address: address) {
                 self.metrics.refusedGuess(scope: scope.rawValue)
-                await self.equaliseTiming(parsed, since: started)
+                await self.equaliseTiming(parsed.user, since: started)
                 return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\": too many failed or pending logins for its \(scope.rawValue) counter"))
             }
             let verified = await self.verifyWithBackends(parsed, key: key, generation: job.generation, started: started)
@@ -354,10 +355,10 @@ public struct DecisionEngine: Sendable {
 
     /// Waits as long as the first backend takes to verify this login's password (measuring
     /// one verification first if it has none yet).
-    private func equaliseTiming(_ parsed: BasicCredentials, since started: ContinuousClock.Instant) async {
+    private func equaliseTiming(_ login: String, since started: ContinuousClock.Instant) async {
         guard let first = backends.first else { return }
         let waitStarted = ContinuousClock.now
-        await first.equaliseTiming(for: parsed.user, since: started)
+        await first.equaliseTiming(for: login, since: started)
         metrics.timingWait(waitStarted.duration(to: .now))
     }
 
@@ -384,7 +385,7 @@ public struct DecisionEngine: Sendable {
                 return .failure(.unavailable("\(error)"))
             }
         }
-        await equaliseTiming(parsed, since: started)
+        await equaliseTiming(parsed.user, since: started)
         cache.store(.rejected, for: key, generation: generation)
         return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" is in no backend"))
     }
