@@ -133,12 +133,14 @@ public struct Policy: Sendable {
         return nil
     }
 
+    private static let tokenPunctuation = Set("!#$%&'*+-.^_`|~".utf8)
+
     /// RFC 9110 `token`: one or more of `!#$%&'*+-.^_`|~`, digits and letters.
     static func isToken(_ method: String) -> Bool {
         !method.utf8.isEmpty && method.utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-            default: Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+            default: tokenPunctuation.contains(byte)
             }
         }
     }
