@@ -102,6 +102,8 @@ set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../Tests/lib/common.sh
 . "$REPO/Tests/lib/common.sh"
+# shellcheck source=../Tests/lib/bench.sh
+. "$REPO/Tests/lib/bench.sh"
 
 # not a test: no ok/not ok counts, a failed set-up is said on stderr
 die() { echo "hot-path: $*" >&2; exit 1; }
@@ -160,16 +162,6 @@ echo "# settings: DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP; direct wrk -
 # ------------------------------------------------------------------ helpers
 read -r P_F P_G P_GLC P_GLD P_G5 P_N0 P_NS P_STUB P_NG P_NLC P_NLD P_A < <(free_ports 12) || die "no free ports"
 
-# ticks PID...: utime+stime clock ticks summed over the processes ("-" without a PID)
-ticks() {
-    [ $# -gt 0 ] || { echo -; return; }
-    local pid sum=0 t
-    for pid in "$@"; do
-        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-        sum=$((sum + ${t:-0}))
-    done
-    echo "$sum"
-}
 # ticks_tree PID: PID's utime+stime+cutime+cstime (children it reaped) plus its live children's
 # utime+stime: Apache's event MPM may start and stop children during a run
 ticks_tree() {
@@ -180,26 +172,13 @@ ticks_tree() {
     # shellcheck disable=SC2086 # a pid list
     echo $((${own:-0} + $( [ -n "$kids" ] && ticks $kids || echo 0)))
 }
-children() { ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' | tr '\n' ' '; }
 nginx_workers() { children "$NGX_PID"; }
-vm() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status" 2>/dev/null; } # vm PID VmRSS|VmHWM -> kB
 # rss_tree PID: VmRSS of PID and its children, kB ("-" without a PID)
 rss_tree() {
     [ -n "$1" ] || { echo -; return; }
     local pid sum=0 v
     for pid in "$1" $(children "$1"); do v=$(vm "$pid" VmRSS); sum=$((sum + ${v:-0})); done
     echo "$sum"
-}
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-# status URL [USER:PW] [curl args...]: the HTTP status
-status() {
-    local url=$1 creds=${2:-}
-    shift 2 2>/dev/null || shift
-    if [ -n "$creds" ]; then
-        curl -s -o /dev/null -w '%{http_code}' --max-time 10 -u "$creds" "$@" "$url"
-    else
-        curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" "$url"
-    fi
 }
 # metric PORT NAME: the sum of a family's samples on Gatehouse's /metrics ("-" if it does not answer)
 metric() {
@@ -446,24 +425,11 @@ m1=$(metric "$P_G" gatehouse_decisions_total)
 [ $((m1 - m0)) = 5 ] || die "preflight: 5 requests through nginx made $((m1 - m0)) Gatehouse decisions"
 echo "# preflight: 401 without credentials and with a wrong password on every protected scenario (stub: without); expected statuses; 1 decision per request through nginx"
 
-cat >"$T/summary.lua" <<'EOF'
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("BENCH requests=%d duration_us=%d p50_us=%.0f p99_us=%.0f non2xx=%d connect=%d read=%d write=%d timeout=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status,
-    e.connect, e.read, e.write, e.timeout))
-end
-EOF
+cp "$REPO/Tests/lib/wrk-summary.lua" "$T/summary.lua"
 
 RESULTS=$T/results.tsv
 printf 'scenario\tkind\tround\trequests\tduration_us\tp50_us\tp99_us\tnon2xx\tsockerr\tnginx_ticks\tgate_ticks\tslapd_ticks\tapache_ticks\tdecisions\tverifications\terrlog\n' >"$RESULTS"
 kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-# audit_counts LOG OFFSET: "DECISIONS VERIFICATIONS" among the audit lines after byte OFFSET;
-# a verification is a decision not answered from the cache (bcrypt or LDAP)
-audit_counts() {
-    tail -c +"$(($2 + 1))" "$1" | grep 'decision=' |
-        awk '{ n++ } /cached=false/ && !/failed recently \(cached\)/ { v++ } END { printf "%d %d", n, v }'
-}
 # run SCENARIO ROUND DURATION: one wrk run with the CPU ticks of every server process around it
 run() {
     local s=$1 round=$2 d=$3 out line hdr=() t c workers gpid=${GPID[$s]} glog=${GLOG[$s]}

@@ -92,6 +92,8 @@ set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../lib/common.sh
 . "$REPO/Tests/lib/common.sh"
+# shellcheck source=../lib/bench.sh
+. "$REPO/Tests/lib/bench.sh"
 gatehouse_bin .build/release/gatehouse
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
@@ -140,19 +142,7 @@ echo "# settings: DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP wrk -t$THREAD
 # ------------------------------------------------------------------ helpers
 read -r P_N0 P_NB P_NG P_NL P_G1 P_G2 P_G3 < <(free_ports 7) || die "no free ports"
 
-# ticks PID...: utime+stime clock ticks summed over the processes ("-" without a PID)
-ticks() {
-    [ $# -gt 0 ] || { echo -; return; }
-    local pid sum=0 t
-    for pid in "$@"; do
-        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-        sum=$((sum + ${t:-0}))
-    done
-    echo "$sum"
-}
-nginx_workers() { ps -o pid= --ppid "$NGX_PID" 2>/dev/null | tr -d ' ' | tr '\n' ' '; }
-vm() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status"; } # vm PID VmRSS|VmHWM -> kB
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+nginx_workers() { children "$NGX_PID"; }
 # tw_snap PORT FILE: the TIME-WAIT sockets to PORT (closed first by the client, nginx) and from
 # PORT (closed first by the server, Gatehouse), as "n|g LOCAL PEER" lines, sorted
 tw_snap() {
@@ -161,24 +151,8 @@ tw_snap() {
 }
 # tw_new BEFORE AFTER n|g: sockets that entered TIME-WAIT in between (they stay there 60 s)
 tw_new() { comm -13 "$1" "$2" | grep -c "^$3 "; }
-# audit_counts LOG OFFSET: "DECISIONS VERIFICATIONS" among the audit lines after byte OFFSET;
-# a verification is a decision not answered from the cache (bcrypt or LDAP)
-audit_counts() {
-    tail -c +"$(($2 + 1))" "$1" | grep 'decision=' |
-        awk '{ n++ } /cached=false/ && !/failed recently \(cached\)/ { v++ } END { printf "%d %d", n, v }'
-}
 errlines() { wc -l <"$T/nginx/logs/error.log" 2>/dev/null || echo 0; }
-# status URL [USER:PW] [curl args...]: the HTTP status
-status() {
-    local url=$1 creds=${2:-}
-    shift 2 2>/dev/null || shift
-    if [ -n "$creds" ]; then
-        curl -s -o /dev/null -w '%{http_code}' --max-time 10 -u "$creds" "$@" "$url"
-    else
-        curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" "$url"
-    fi
-}
-decisions() { grep -c 'decision=' "$1"; }
+decisions() { sleep 0.1; grep -c 'decision=' "$1"; } # audit lines land in batches every 50 ms
 
 # ------------------------------------------------------------------ htpasswd files, slapd
 BASIC_PW=basic-bench-pw BENCH_PW=bench-pw WRONG_PW=not-the-bench-pw
@@ -347,14 +321,7 @@ echo "# preflight: 401 without credentials on basic/cached/ldap; expected status
 
 # Lua: wrk's summary in one parseable line; the status-counting variant counts with
 # Tests/lib/wrk-statuses.lua.
-cat >"$T/summary.lua" <<'EOF'
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("BENCH requests=%d duration_us=%d p50_us=%.0f p99_us=%.0f non2xx=%d connect=%d read=%d write=%d timeout=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status,
-    e.connect, e.read, e.write, e.timeout))
-end
-EOF
+cp "$REPO/Tests/lib/wrk-summary.lua" "$T/summary.lua"
 { printf 'dofile("%s")\n' "$REPO/Tests/lib/wrk-statuses.lua"; cat <<'EOF'; } >"$T/status.lua"
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -514,12 +481,13 @@ sample() {
         -H 'X-Original-URI: /v2/' -H "X-Real-IP: $4" "$G3")" >>"$T/timing.txt"
 }
 : >"$T/timing.txt"
-for i in 1 2 3; do sample trip "$i" mallory:wrong "10.9.0.$i"; done
+# three distinct wrong passwords from one address lock the (mallory, 10.9.0.1) pair
+for i in 1 2 3; do sample trip "$i" "mallory:wrong$i" 10.9.0.1; done
 for i in 0 $(seq 1 "$TIMING_SAMPLES"); do # sample 0 is the warm-up
     sample unknown "$i" "ghost$i:some-pw" "10.1.$((i / 250)).$((i % 250 + 1))"
     sample wrong "$i" alice:wrong-pw "10.2.$((i / 250)).$((i % 250 + 1))"
     sample right "$i" alice:alice-pw "10.3.$((i / 250)).$((i % 250 + 1))"
-    sample locked "$i" mallory:mallory-pw "10.4.$((i / 250)).$((i % 250 + 1))"
+    sample locked "$i" mallory:mallory-pw 10.9.0.1
 done
 kill -TERM "$G3_PID" 2>/dev/null; wait "$G3_PID" 2>/dev/null; G3_PID=
 TIMING=$(python3 - "$T/timing.txt" "$T/logs/g3.log" <<'EOF'
