@@ -66,10 +66,11 @@
 #           request per user fills the cache (wrk + lua, directly against G1), and VmRSS is
 #           read again.
 #   timing  G3 directly with curl, TIMING_SAMPLES interleaved samples of: unknown user, wrong
-#           password, right password, locked-out user (tripped first with 3 failures). Every
-#           sample sends its own trusted X-Real-IP (127.0.0.1 is in trusted_proxies), so the
-#           per-address lockout never triggers; unknown users are distinct names; alice's
-#           wrong-password count is cleared by the right-password sample that follows it.
+#           password, right password, locked-out user (mallory, whose pair with 10.9.0.1 is
+#           tripped first with 3 distinct wrong passwords, asked from that address). The other
+#           samples send their own trusted X-Real-IP (127.0.0.1 is in trusted_proxies), so no
+#           other pair locks; unknown users are distinct names; alice's wrong password is the
+#           same each time, and a repeat counts once.
 #           The audit line of every sample is checked to be of the expected kind.
 #
 # Per-run lines and the SUMMARY table at the end:
