@@ -20,6 +20,8 @@ public struct Configuration: Sendable {
     public var cache = CacheConfiguration()
     public var lockout = LockoutConfiguration()
     public var log = LogConfiguration()
+    /// `tokens`: access tokens; nil (no section) turns them off.
+    public var tokens: TokenConfiguration?
     /// In file order.
     public var policies: [Policy] = []
 
@@ -100,6 +102,20 @@ public struct LockoutConfiguration: Sendable, Equatable {
 }
 
 /// `log:` — level and format of the process log and the audit lines.
+/// `tokens:`: where access tokens are kept and how long they may live.
+public struct TokenConfiguration: Sendable, Equatable {
+    /// `store`: `sqlite:/path` (one instance) or `postgres://…` (several sharing one database).
+    public var store: TokenStoreLocation
+    /// `max_lifetime`: the longest expiry a token may be given.
+    public var maxLifetime: Duration = .seconds(365 * 86_400)
+    /// `self_service`: users manage their own tokens at `/tokens` with their password.
+    public var selfService = true
+
+    public init(store: TokenStoreLocation) {
+        self.store = store
+    }
+}
+
 public struct LogConfiguration: Sendable, Equatable {
     /// How log lines are written.
     public enum Format: String, Sendable { case text, json }

@@ -33,7 +33,7 @@ extension Configuration {
         let top = reader.mapping(
             root ?? Node.mapping(.init([])),
             key: "",
-            allowed: ["listen", "listen_mode", "listen_group", "idle_timeout", "realm", "trusted_proxies", "default_policy", "backends", "cache", "lockout", "log", "policies"]
+            allowed: ["listen", "listen_mode", "listen_group", "idle_timeout", "realm", "trusted_proxies", "default_policy", "backends", "cache", "lockout", "log", "tokens", "policies"]
         )
         guard let top else { throw ConfigurationErrors(reader.errors) }
 
@@ -128,6 +128,21 @@ extension Configuration {
             if let value = reader.bool(log["denials_only"], key: "log.denials_only") { configuration.log.denialsOnly = value }
         }
         configuration.policies = parsePolicies(top["policies"], reader: reader)
+        if let tokens = reader.mapping(top["tokens"], key: "tokens", allowed: ["store", "max_lifetime", "self_service"]) {
+            var settings = TokenConfiguration(store: .sqlite(path: "/var/lib/gatehouse/tokens.db"))
+            if let text = reader.string(tokens["store"], key: "tokens.store") {
+                do {
+                    settings.store = try TokenStoreLocation(parsing: text, baseDirectory: baseDirectory)
+                } catch {
+                    reader.fail("tokens.store", tokens["store"], error.description)
+                }
+            }
+            if let value = reader.duration(tokens["max_lifetime"], key: "tokens.max_lifetime") {
+                if value < .seconds(60) { reader.fail("tokens.max_lifetime", tokens["max_lifetime"], "must be at least 1m") } else { settings.maxLifetime = value }
+            }
+            if let value = reader.bool(tokens["self_service"], key: "tokens.self_service") { settings.selfService = value }
+            configuration.tokens = settings
+        }
 
         if let name = reader.string(top["default_policy"], key: "default_policy") {
             configuration.defaultPolicy = name

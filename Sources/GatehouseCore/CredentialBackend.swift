@@ -15,6 +15,11 @@ public protocol CredentialBackend: Sendable {
     /// The identity of `user` without checking a password, for operators' what-if questions.
     func identity(of user: String) async throws -> Identity?
 
+    /// The identity of `user` without a password, if the account may log in now: the owner of
+    /// an access token. A disabled, locked or expired account is `.rejected`, as a password
+    /// login would be.
+    func account(of user: String) async throws -> AuthenticationResult
+
     /// Returns about as long after `started` as a real verification of `login`'s password by
     /// this backend takes, so that an unknown user or a refused guess cannot be told from a
     /// wrong password by timing. Waits on a timer (no thread, no hashing) once the backend has
@@ -43,6 +48,9 @@ public protocol CredentialBackend: Sendable {
 }
 
 extension CredentialBackend {
+    public func account(of user: String) async throws -> AuthenticationResult {
+        try await identity(of: user).map(AuthenticationResult.authenticated) ?? .unknownUser
+    }
     public func currentGeneration() -> Int { 0 }
     public func lockoutName(for login: String) -> String { login }
     public func timingEstimate(for login: String) -> Duration? { nil }

@@ -49,6 +49,8 @@ public struct Decision: Sendable, Equatable {
     public var logDetail: String?
     /// Whether the identity came from the credential cache.
     public var cached: Bool
+    /// The id of the access token the requester presented (never the secret).
+    public var token: String?
     /// What each rule did.
     public var trace: [RuleTrace]
 
@@ -76,6 +78,7 @@ public struct Decision: Sendable, Equatable {
             reason: reason,
             logDetail: nil,
             cached: false,
+            token: nil,
             trace: []
         )
     }

@@ -9,7 +9,10 @@ extension DecisionEngine {
     ///
     /// `previous` is the engine being replaced: its lockout counts carry over when the lockout
     /// settings did not change.
-    public init(configuration: Configuration, logger: Logger, metrics: GatehouseMetrics = .disabled, previous: DecisionEngine? = nil) throws {
+    ///
+    /// `tokens` is the server's access-token list (it outlives reloads); nil when the
+    /// configuration has no `tokens:` section.
+    public init(configuration: Configuration, logger: Logger, metrics: GatehouseMetrics = .disabled, previous: DecisionEngine? = nil, tokens: TokenAuthority? = nil) throws {
         var backends: [any CredentialBackend] = []
         for backend in configuration.backends {
             switch backend {
@@ -19,6 +22,6 @@ extension DecisionEngine {
                 backends.append(try LDAPBackend(configuration: settings, logger: logger, metrics: metrics))
             }
         }
-        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout, lockoutTracker: previous?.lockout, metrics: metrics)
+        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout, lockoutTracker: previous?.lockout, tokens: tokens, metrics: metrics)
     }
 }

@@ -18,10 +18,27 @@ public struct DecisionEngine: Sendable {
     public let lockout: LockoutTracker
     /// Decisions, cache, lockouts and backends, as counted for `/metrics`.
     public let metrics: GatehouseMetrics
+    /// Access tokens, when configured; shared by every engine of a server (it outlives reloads).
+    public let tokens: TokenAuthority?
+    /// Token owners looked up without a password, for the cache ttl.
+    let owners: OwnerCache
     private let decisionSeries: GatehouseMetrics.DecisionSeries
     private let inFlight = InFlightVerifications<Verification>()
 
-    typealias Verification = Result<(identity: Identity?, cached: Bool, staleBecause: String?), AuthenticationFailure>
+    typealias Verification = Result<Verified, AuthenticationFailure>
+
+    /// Who the requester turned out to be, and how that is known.
+    struct Verified: Sendable {
+        /// Nil for an anonymous request.
+        var identity: Identity?
+        var cached = false
+        /// Set when a backend was down and a recent verdict stood in (`stale_grace`).
+        var staleBecause: String?
+        /// The access token the requester presented, whose scope narrows the rules.
+        var token: AccessToken?
+
+        static let anonymous = Verified(identity: nil)
+    }
 
     public init(
         realm: String,
@@ -31,6 +48,7 @@ public struct DecisionEngine: Sendable {
         cache: CacheConfiguration = CacheConfiguration(),
         lockout: LockoutConfiguration = LockoutConfiguration(),
         lockoutTracker: LockoutTracker? = nil,
+        tokens: TokenAuthority? = nil,
         metrics: GatehouseMetrics = .disabled
     ) {
         self.realm = realm
@@ -41,6 +59,8 @@ public struct DecisionEngine: Sendable {
         // A reload keeps counting: editing a file must not lift a lockout.
         self.lockout = lockoutTracker.flatMap { $0.configuration == lockout ? $0 : nil } ?? LockoutTracker(configuration: lockout)
         self.metrics = metrics
+        self.tokens = tokens
+        owners = OwnerCache(configuration: cache)
         decisionSeries = GatehouseMetrics.DecisionSeries(metrics: metrics, policies: policies.map(\.name), backends: backends.map(\.name))
     }
 
@@ -106,6 +126,8 @@ public struct DecisionEngine: Sendable {
             verification = await verify(job)
         case .lookUp(let user):
             verification = await lookUp(user)
+        case .lookUpOwner(let token, let generation):
+            verification = await lookUpOwner(token, generation: generation)
         }
         return finish(conclude(pending.prepared, verification, request: pending.request), request: pending.request, started: pending.started)
     }
@@ -166,20 +188,25 @@ public struct DecisionEngine: Sendable {
         var decision = prepared.decision
         let identity: Identity?
         var staleBecause: String?
+        var token: AccessToken?
         switch verification {
         case .success(let found):
             identity = found.identity
             decision.cached = found.cached
             staleBecause = found.staleBecause
-        case .failure(.challenge(let reason, let detail, let cached)):
+            token = found.token
+            decision.token = token?.id
+        case .failure(.challenge(let reason, let detail, let cached, let tokenID)):
             decision.cached = cached
+            decision.token = tokenID
             decision.outcome = .challenge
             decision.status = 401
             decision.rule = "authentication"
             decision.reason = reason
             decision.logDetail = detail
             return decision
-        case .failure(.unavailable(let reason)):
+        case .failure(.unavailable(let reason, let tokenID)):
+            decision.token = tokenID
             decision.outcome = .unavailable
             decision.status = 503
             decision.rule = "backend-unavailable"
@@ -202,8 +229,25 @@ public struct DecisionEngine: Sendable {
                 decision.rule = verdict.rule
                 decision.reason = verdict.reason
                 if let staleBecause { decision.markStale(staleBecause) }
+                if token != nil { metrics.tokenLogin(.denied) }
                 return decision
             }
+        }
+        if let token {
+            // The token narrows what the rules give its owner; it never adds.
+            let outside = token.scope.policy != policy.name ? prepared.accesses.first : prepared.accesses.first { !token.scope.permits($0, owner: token.owner) }
+            if let outside {
+                decision.outcome = .deny
+                decision.status = 403
+                decision.rule = "token-scope"
+                decision.reason = token.scope.policy != policy.name
+                    ? "the access token is for policy \(token.scope.policy)"
+                    : "the access token does not allow \(outside.description)"
+                metrics.tokenLogin(.denied)
+                return decision
+            }
+            metrics.tokenLogin(.allowed)
+            tokens?.recordUse(id: token.id)
         }
         decision.outcome = .allow
         decision.status = 200
@@ -220,8 +264,8 @@ public struct DecisionEngine: Sendable {
 
     enum AuthenticationFailure: Error {
         /// 401. `reason` is what the client may see; `detail` is for the log only.
-        case challenge(reason: String, detail: String?, cached: Bool = false)
-        case unavailable(String)
+        case challenge(reason: String, detail: String?, cached: Bool = false, token: String? = nil)
+        case unavailable(String, token: String? = nil)
     }
 
     /// The one sentence every failed login gets, whatever the cause: a 401 never says whether
@@ -250,13 +294,15 @@ public struct DecisionEngine: Sendable {
         case verify(VerificationJob)
         /// `gatehouse check --assume-authenticated`: the backends look the user up.
         case lookUp(String)
+        /// A valid access token whose owner is not in the cache: its backend looks the owner up.
+        case lookUpOwner(AccessToken, generation: Int)
     }
 
-    private func authenticateNow(_ credentials: AuthRequest.Credentials, address: String?, started: ContinuousClock.Instant) -> Authentication {
+    func authenticateNow(_ credentials: AuthRequest.Credentials, address: String?, started: ContinuousClock.Instant) -> Authentication {
         let parsed: BasicCredentials
         switch credentials {
         case .anonymous, .authorizationHeaders([]):
-            return .done(.success((nil, false, nil)))
+            return .done(.success(.anonymous))
         case .authorizationHeaders(let values) where values.count > 1:
             return .done(.failure(.challenge(reason: "the request has more than one Authorization header", detail: nil)))
         case .authorizationHeaders(let values):
@@ -275,6 +321,11 @@ public struct DecisionEngine: Sendable {
             return .lookUp(user)
         }
 
+        // A token cannot be guessed (256 random bits) and costs no hashing, so it neither
+        // counts toward a lockout nor is refused by one: a guesser locking alice's password
+        // out must not stop her CI job.
+        if let tokens, TokenSecret.looksLikeToken(parsed.password) { return authenticateToken(parsed, tokens: tokens) }
+
         let lockoutNames = Set(backends.map { $0.lockoutName(for: parsed.user) })
         let status = lockout.status(users: lockoutNames, address: address)
         if let scope = status.locked {
@@ -290,7 +341,7 @@ public struct DecisionEngine: Sendable {
         switch cache.lookUp(key, generation: generation) {
         case .authenticated(let identity)?:
             if status.pairHasFailures { lockout.recordSuccess(users: lockoutNames, address: address) }
-            return .done(.success((identity, true, nil)))
+            return .done(.success(Verified(identity: identity, cached: true)))
         case .rejected?:
             // A failure the cache remembered: counted (once per distinct password and address).
             let reason = Self.invalidCredentials
@@ -315,7 +366,7 @@ public struct DecisionEngine: Sendable {
     private func lookUp(_ user: String) async -> Verification {
         for backend in backends {
             do {
-                if let identity = try await backend.identity(of: user) { return .success((identity, false, nil)) }
+                if let identity = try await backend.identity(of: user) { return .success(Verified(identity: identity)) }
             } catch {
                 return .failure(.unavailable("\(error)"))
             }
@@ -323,7 +374,7 @@ public struct DecisionEngine: Sendable {
         return .failure(.challenge(reason: "no backend knows user \(user)", detail: nil))
     }
 
-    private func verify(_ job: VerificationJob) async -> Verification {
+    func verify(_ job: VerificationJob) async -> Verification {
         let (parsed, key, lockoutNames, address, started) = (job.parsed, job.key, job.lockoutNames, job.address, job.started)
         // Requests with the same credentials share one verification, and one claim on the
         // lockout counters; distinct guesses each need their own.
@@ -337,7 +388,7 @@ public struct DecisionEngine: Sendable {
             switch verified {
             case .success(let found) where found.identity != nil && found.staleBecause == nil:
                 self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .succeeded)
-            case .failure(.challenge(let reason, let detail, let cached)):
+            case .failure(.challenge(let reason, let detail, let cached, _)):
                 let locked = self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .failed(fingerprint: key.a))
                 if !locked.isEmpty { return .failure(.challenge(reason: reason, detail: self.lockoutStarted(locked, detail: detail), cached: cached)) }
             default:
@@ -355,7 +406,7 @@ public struct DecisionEngine: Sendable {
 
     /// Waits as long as the first backend takes to verify this login's password (measuring
     /// one verification first if it has none yet).
-    private func equaliseTiming(_ login: String, since started: ContinuousClock.Instant) async {
+    func equaliseTiming(_ login: String, since started: ContinuousClock.Instant) async {
         guard let first = backends.first else { return }
         let waitStarted = ContinuousClock.now
         await first.equaliseTiming(for: login, since: started)
@@ -368,7 +419,7 @@ public struct DecisionEngine: Sendable {
                 switch try await backend.authenticate(parsed) {
                 case .authenticated(let identity):
                     cache.store(.authenticated(identity), for: key, generation: generation)
-                    return .success((identity, false, nil))
+                    return .success(Verified(identity: identity))
                 case .rejected(let why):
                     cache.store(.rejected, for: key, generation: generation)
                     return .failure(.challenge(reason: Self.invalidCredentials, detail: "user \"\(parsed.user)\" in \(backend.name): \(why)"))
@@ -380,7 +431,7 @@ public struct DecisionEngine: Sendable {
                 // with this very password may stand in (`stale_grace`).
                 if let identity = cache.lookUpStale(key, generation: generation) {
                     metrics.staleAnswer(backend: identity.backend)
-                    return .success((identity, true, "\(error)"))
+                    return .success(Verified(identity: identity, cached: true, staleBecause: "\(error)"))
                 }
                 return .failure(.unavailable("\(error)"))
             }

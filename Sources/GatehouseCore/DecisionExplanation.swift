@@ -25,6 +25,8 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
     public let rule: String
     public let reason: String
     public let cached: Bool
+    /// The id of the access token the requester presented, if any.
+    public let token: String?
     public let trace: [RuleTrace]
     /// Whether `path` is written: only for http policies.
     private let hasPath: Bool
@@ -46,12 +48,13 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
         rule = decision.rule
         reason = decision.reason
         cached = decision.cached
+        token = decision.token
         trace = decision.trace
         hasPath = policyKind == .http
     }
 
     private enum CodingKeys: String, CodingKey {
-        case decision, status, policy, client, user, groups, backend, action, repository, path, rule, reason, cached, trace
+        case decision, status, policy, client, user, groups, backend, action, repository, path, rule, reason, cached, token, trace
         case groupsTruncated = "groups_truncated"
         case email
         case displayName = "display_name"
@@ -76,6 +79,7 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
         rule = try container.decode(String.self, forKey: .rule)
         reason = try container.decode(String.self, forKey: .reason)
         cached = try container.decode(Bool.self, forKey: .cached)
+        token = try container.decodeIfPresent(String.self, forKey: .token)
         trace = try container.decode([RuleTrace].self, forKey: .trace)
     }
 
@@ -97,6 +101,7 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
         try container.encode(rule, forKey: .rule)
         try container.encode(reason, forKey: .reason)
         try container.encode(cached, forKey: .cached)
+        try container.encode(token, forKey: .token)
         try container.encode(trace, forKey: .trace)
     }
 

@@ -35,6 +35,8 @@ public final class GatehouseMetrics: Sendable {
     private let lockedOutRequests: Counter
     private let refusals: [String: Counter]
     private let timingWaitMicroseconds: Counter
+    /// Token logins by result, created once: a CI fleet moves them on every request.
+    private let tokenLogins: [Counter]
 
     public init(factory: any MetricsFactory) {
         self.factory = factory
@@ -46,6 +48,7 @@ public final class GatehouseMetrics: Sendable {
             (scope, Counter(label: "gatehouse_lockout_refusals_total", dimensions: [("scope", scope)], factory: factory))
         })
         timingWaitMicroseconds = Counter(label: "gatehouse_timing_wait_microseconds_total", dimensions: [], factory: factory)
+        tokenLogins = TokenLoginResult.allCases.map { Counter(label: "gatehouse_token_logins_total", dimensions: [("result", $0.rawValue)], factory: factory) }
     }
 
     /// A counter by name and label pairs, created once and then looked up.
@@ -149,6 +152,24 @@ public final class GatehouseMetrics: Sendable {
         guard duration > .zero else { return }
         let (seconds, attoseconds) = duration.components
         timingWaitMicroseconds.increment(by: Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000))
+    }
+
+    // MARK: Tokens
+
+    /// How a token login ended.
+    enum TokenLoginResult: String, CaseIterable {
+        /// The rules and the token's scope allowed the request.
+        case allowed
+        /// The token was good, but the rules or its scope refused this request (403).
+        case denied
+        /// Malformed, unknown, revoked, expired, wrong secret or owner, owner disabled (401).
+        case refused
+        /// The store or the owner's backend could not answer (503).
+        case unavailable
+    }
+
+    func tokenLogin(_ result: TokenLoginResult) {
+        tokenLogins[TokenLoginResult.allCases.firstIndex(of: result)!].increment()
     }
 
     // MARK: LDAP

@@ -102,6 +102,17 @@ public final class HtpasswdBackend: CredentialBackend {
         }
     }
 
+    public func account(of user: String) async throws -> AuthenticationResult {
+        try await threadPool.runIfActive {
+            let (name, hash, groups) = self.lookUp(user)
+            switch hash {
+            case nil: return .unknownUser
+            case .locked?: return .rejected(reason: "the account is locked in the htpasswd file")
+            case _?: return .authenticated(Identity(user: name, groups: groups, backend: self.name))
+            }
+        }
+    }
+
     /// The hash a refusal of `login` is timed as: the user's own when the name is in the file
     /// (a locked-out user), else one of the file's most common class (an unknown user).
     private func timingHash(for login: String) -> PasswordHash? {

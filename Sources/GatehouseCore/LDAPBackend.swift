@@ -97,6 +97,14 @@ public final class LDAPBackend: CredentialBackend {
         try await run { try self.identitySync(of: user) }
     }
 
+    public func account(of user: String) async throws -> AuthenticationResult {
+        try await run {
+            guard let login = self.accountName(for: user), let entry = try self.findUser(login) else { return .unknownUser }
+            if let refusal = self.accountRefusal(entry) { return .rejected(reason: refusal) }
+            return .authenticated(try self.identity(for: entry))
+        }
+    }
+
     /// ``identity(of:)`` without the thread pool, for the command line.
     func identitySync(of user: String) throws -> Identity? {
         guard let login = accountName(for: user), let entry = try findUser(login) else { return nil }
@@ -181,7 +189,7 @@ public final class LDAPBackend: CredentialBackend {
     }
 
     private var userAttributes: [String] {
-        [configuration.usernameAttribute, "memberOf", "objectSid", "primaryGroupID", "userAccountControl", "msDS-User-Account-Control-Computed"]
+        [configuration.usernameAttribute, "memberOf", "objectSid", "primaryGroupID", "userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires"]
             + [configuration.emailAttribute, configuration.nameAttribute].compactMap { $0 }
     }
 
@@ -214,6 +222,12 @@ public final class LDAPBackend: CredentialBackend {
         let computed = entry.strings("msDS-User-Account-Control-Computed").first.flatMap { Int($0) } ?? 0
         if computed & 0x10 != 0 { return LDAPError.explainActiveDirectory("775") }
         if computed & 0x80_0000 != 0 { return LDAPError.explainActiveDirectory("532") }
+        // 100 ns ticks since 1601; 0 and Int64.max mean never. A bind refuses an expired
+        // account itself (701), a lookup without a password must check.
+        if let expires = entry.strings("accountExpires").first.flatMap({ Int64($0) }), expires != 0, expires != Int64.max {
+            let now = (Int64(time(nil)) + 11_644_473_600) * 10_000_000
+            if expires <= now { return LDAPError.explainActiveDirectory("701") }
+        }
         return nil
     }
 

@@ -88,26 +88,15 @@ final class YAMLReader {
         return result
     }
 
-    /// `500ms`, `10s`, `5m`, `1h`.
+    /// `500ms`, `10s`, `5m`, `1h`, `30d`.
     func duration(_ node: Node?, key: String) -> Duration? {
         guard let text = string(node, key: key) else { return nil }
         guard let duration = Self.parseDuration(text) else {
-            fail(key, node, "\"\(text)\" is not a duration (a number with ms, s, m or h)")
+            fail(key, node, "\"\(text)\" is not a duration (a number with ms, s, m, h or d)")
             return nil
         }
         return duration
     }
 
-    static func parseDuration(_ text: String) -> Duration? {
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
-        for (unit, milliseconds) in units where text.hasSuffix(unit) {
-            let number = text.dropLast(unit.count)
-            if unit == "s", number.hasSuffix("m") { continue }
-            guard !number.isEmpty, number.allSatisfy(\.isASCII), let value = Int64(number), value >= 0, value < 1_000_000_000 else {
-                return nil
-            }
-            return .milliseconds(value * milliseconds)
-        }
-        return nil
-    }
+    static func parseDuration(_ text: String) -> Duration? { DurationText.parse(text) }
 }

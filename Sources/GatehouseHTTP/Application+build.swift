@@ -22,16 +22,18 @@ public func buildApplication(
     logger: Logger,
     registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
     reload: ReloadSource? = nil,
-    auditWriter: AuditWriter? = nil
+    auditWriter: AuditWriter? = nil,
+    tokens: TokenAuthority? = nil
 ) throws -> some ApplicationProtocol {
     let metrics = GatehouseMetrics(factory: makeMetricsFactory(registry: registry))
     metrics.buildInfo(version: gatehouseVersion)
-    let engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics)
+    let engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics, tokens: tokens)
     let store = EngineStore(engine: engine, configuration: configuration)
     var audit = logger
     audit[metadataKey: "log"] = "audit"
     let auditLog = AuditLog(logger: audit, writer: auditWriter)
     let router = buildRouter(store: store, audit: auditLog, registry: registry)
+    TokenRoutes(store: store, logger: audit).register(on: router)
     let address: BindAddress =
         switch configuration.listen {
         case .tcp(let host, let port): .hostname(host, port: port)
@@ -40,6 +42,9 @@ public func buildApplication(
     var services: [any Service] = []
     if let reload {
         services.append(ReloadService(store: store, logger: logger, metrics: metrics, source: reload))
+    }
+    if let tokens {
+        services.append(TokenPollService(tokens: tokens))
     }
     let idleTimeout = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000 + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
     return Application(

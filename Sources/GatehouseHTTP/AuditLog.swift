@@ -51,6 +51,7 @@ struct AuditLog: Sendable {
             metadata["groups_truncated"] = .string("\(decision.upstreamGroups.count) of \(decision.upstreamGroups.offered) sent")
         }
         if let detail = decision.logDetail { metadata["detail"] = .string(escape(detail)) }
+        if let token = decision.token { metadata["token"] = .string(token) }
         metadata["reason"] = .string(escape(decision.reason))
         logger.info("decision", metadata: metadata)
     }
@@ -82,6 +83,8 @@ struct AuditLog: Sendable {
         if let repository = decision.repository { fields.append(("repository", .text(escape(repository)))) }
         fields.append(("rule", .text(escape(decision.rule))))
         fields.append(("status", .number(decision.status)))
+        // The token's id (16 hex digits), never its secret.
+        if let token = decision.token { fields.append(("token", .text(token))) }
         fields.append(("uri", .text(escape(uri ?? "-"))))
         fields.append(("user", .text(escape(decision.user ?? "-"))))
         var line: String

@@ -123,7 +123,11 @@ struct ReloadService: Service {
             // The files as this reload reads them, taken before the backends read theirs and
             // the readiness check (up to `timeout`): an edit during that time is still news.
             seen = source.pollInterval == nil ? nil : WatchedFiles(paths: watchedPaths(configuration))
-            engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics, previous: store.snapshot.engine)
+            let tokens = store.snapshot.engine.tokens
+            engine = try DecisionEngine(configuration: configuration, logger: logger, metrics: metrics, previous: store.snapshot.engine, tokens: tokens)
+            if configuration.tokens != tokens?.settings {
+                logger.warning("tokens settings changed; they take effect after a restart")
+            }
         } catch {
             refuse(trigger, because: "\(error)")
             return .invalid

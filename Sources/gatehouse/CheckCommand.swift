@@ -57,7 +57,11 @@ struct CheckCommand: AsyncParsableCommand {
         logger.logLevel = .error
         let engine: DecisionEngine
         do {
-            engine = try DecisionEngine(configuration: try source.load(), logger: logger)
+            let configuration = try source.load()
+            // A gth_… password is checked against the store, as a server would.
+            let tokens = configuration.tokens.map { TokenAuthority(settings: $0, logger: logger) }
+            await tokens?.refresh()
+            engine = try DecisionEngine(configuration: configuration, logger: logger, tokens: tokens)
         } catch {
             printError("gatehouse: \(error)")
             throw ExitCode(2)

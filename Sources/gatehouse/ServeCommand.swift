@@ -70,11 +70,15 @@ struct ServeCommand: AsyncParsableCommand {
         // Audit lines are written in batches by a thread of their own, never by an event loop.
         let auditWriter = AuditWriter()
         defer { auditWriter.shutdown() }
+        // Opened on first use by the poll, so that a database that is down delays token
+        // logins (503) and nothing else.
+        let tokens = configuration.tokens.map { TokenAuthority(settings: $0, logger: logger) }
         let app = try buildApplication(
             configuration: configuration,
             logger: logger,
             reload: ReloadSource(load: load, configurationFile: source.configurationFile),
-            auditWriter: auditWriter
+            auditWriter: auditWriter,
+            tokens: tokens
         )
         logger.notice("serving", metadata: ["listen": "\(configuration.listen)", "policies": "\(configuration.policies.map(\.name))", "version": "\(gatehouseVersion)"])
         try await app.runService()
