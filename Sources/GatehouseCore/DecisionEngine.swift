@@ -321,6 +321,10 @@ public struct DecisionEngine: Sendable {
             return .lookUp(user)
         }
 
+        // A token pasted into the user-name field: refused without echoing it into any log.
+        if TokenSecret.looksLikeToken(parsed.user) {
+            return .done(.failure(.challenge(reason: Self.invalidCredentials, detail: "an access token in the user-name field (it is the password; the user name is its owner's)")))
+        }
         // A token cannot be guessed (256 random bits) and costs no hashing, so it neither
         // counts toward a lockout nor is refused by one: a guesser locking alice's password
         // out must not stop her CI job.

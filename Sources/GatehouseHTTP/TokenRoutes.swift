@@ -183,7 +183,7 @@ struct TokenRoutes {
             let digest = SHA256.hash(data: Data(TokenPage.html[start.upperBound..<end.lowerBound].utf8))
             return "'sha256-\(Data(digest).base64EncodedString())'"
         }
-        let policy = "default-src 'none'; script-src \(hash(between: "<script>", and: "</script>")); style-src \(hash(between: "<style>", and: "</style>")); connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+        let policy = "default-src 'none'; script-src \(hash(between: "<script>", and: "</script>")); style-src \(hash(between: "<style>", and: "</style>")); connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
         return [
             .contentType: "text/html; charset=utf-8",
             .contentSecurityPolicy: policy,

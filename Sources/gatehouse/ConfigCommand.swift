@@ -42,6 +42,10 @@ struct ConfigCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             print("\(config): ok (\(configuration.backends.count) backends, policies: \(configuration.policies.map(\.name).joined(separator: ", ")); default \(configuration.defaultPolicy))")
+            if let tokens = configuration.tokens {
+                // The store is not opened here: that would create an SQLite file or need the database.
+                print("tokens: store \(tokens.store), tokens live at most \(DurationText.format(tokens.maxLifetime)), self-service at /tokens \(tokens.selfService ? "on" : "off")")
+            }
         }
     }
 }

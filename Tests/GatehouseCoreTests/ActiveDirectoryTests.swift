@@ -165,4 +165,49 @@ struct ActiveDirectoryTests {
             return
         }
     }
+
+    /// A token's owner is looked up with the service account, no password: the account states
+    /// a bind would refuse are refused here too, and a disabled account's token dies with it.
+    @Test func tokenOwnersAreCheckedWithoutAPassword() async throws {
+        let (backend, ad) = try Self.backend()
+        guard case .authenticated(let alice) = try await backend.account(of: "ALICE") else {
+            Issue.record("alice is not a usable owner")
+            return
+        }
+        #expect(alice.user == "alice" && alice.isMember(of: "registry-pushers"))
+        for (user, reason) in [("dave", "account disabled"), ("frank", "account expired"), ("gina", "account locked out"), ("hank", "password expired")] {
+            let result = try await backend.account(of: user)
+            guard case .rejected(let why) = result else {
+                Issue.record("\(user): \(result)")
+                continue
+            }
+            #expect(why.contains(reason), "\(user): \(why)")
+        }
+        #expect(try await backend.account(of: "nobody") == .unknownUser)
+
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let tokens = TokenAuthority(settings: TokenConfiguration(store: .sqlite(path: directory.appendingPathComponent("t.db").path)), logger: Logger(label: "test"))
+        var cache = CacheConfiguration()
+        cache.ttl = .seconds(1)
+        let engine = DecisionEngine(realm: "R", defaultPolicy: "registry", policies: [Configuration.seedPolicy(pushGroup: "registry-pushers")], backends: [backend], cache: cache, tokens: tokens)
+        let owner = try await engine.tokenOwner(named: "carol")
+        let (_, secret) = try await tokens.create(owner: owner, name: "ci", scope: try TokenScope(policy: "registry", kind: .registry, resources: ["**"], permissions: ["pull"]), lifetime: .seconds(600))
+        let pull = { (user: String) in await engine.decide(AuthRequest(credentials: .password(user: user, password: secret.text), method: "GET", originalURIs: ["/v2/team/app/tags/list"])) }
+        #expect(await pull("carol").status == 200)
+        // Any login form of the owner's name is the owner.
+        #expect(await pull("GATEHOUSE\\carol").status == 200)
+        #expect(await pull("bob").status == 401)
+
+        let carolDN = "CN=carol,\(ad["AD_USERS_DN"])"
+        func setAccountControl(_ value: Int) throws {
+            let change = "dn: \(carolDN)\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: \(value)\n"
+            _ = try tool(["env", "LDAPTLS_CACERT=\(ad["AD_CA_FILE"])", "ldapmodify", "-x", "-H", ad["AD_LDAPS_URL"], "-D", "CN=Administrator,\(ad["AD_USERS_DN"])", "-w", ad["AD_ADMIN_PASSWORD"]], input: change)
+        }
+        try setAccountControl(514)
+        defer { try? setAccountControl(512) }
+        try await Task.sleep(for: .milliseconds(1200))
+        let disabled = await pull("carol")
+        #expect(disabled.status == 401 && disabled.logDetail?.contains("account disabled") == true, "\(disabled.logDetail ?? "-")")
+    }
 }

@@ -21,6 +21,11 @@ actor PostgresTokenRunner: TokenSQLRunner {
         self.logger = logger
     }
 
+    deinit {
+        // Dropped without close(): release the socket all the same.
+        if let connection, !connection.isClosed { connection.close().whenComplete { _ in } }
+    }
+
     static func open(_ location: PostgresLocation, logger: Logger) -> SQLTokenStore<PostgresTokenRunner> {
         SQLTokenStore(runner: PostgresTokenRunner(location: location, logger: logger))
     }

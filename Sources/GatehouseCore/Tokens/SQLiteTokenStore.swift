@@ -2,13 +2,25 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Glibc
+import NIOConcurrencyHelpers
 import NIOCore
 import SQLiteNIO
 
 /// The embedded store: one SQLite file, shared by the server and the command line on the same
 /// host (WAL journal, busy timeout, so a `token create` never fails because the server reads).
-struct SQLiteTokenRunner: TokenSQLRunner {
+final class SQLiteTokenRunner: TokenSQLRunner {
     let connection: SQLiteConnection
+    private let closed = NIOLockedValueBox(false)
+
+    init(connection: SQLiteConnection) {
+        self.connection = connection
+    }
+
+    deinit {
+        // A store dropped without close() (a failed start, a test that stopped early) still
+        // releases its handle; the future keeps the connection alive until then.
+        if !closed.withLockedValue({ $0 }) { _ = connection.close() }
+    }
 
     static func open(path: String) async throws(TokenStoreUnavailable) -> SQLTokenStore<SQLiteTokenRunner> {
         // Created 0600 before SQLite sees it: the file holds who may push what.
@@ -58,5 +70,11 @@ struct SQLiteTokenRunner: TokenSQLRunner {
         }
     }
 
-    func close() async { try? await connection.close() }
+    func close() async {
+        guard closed.withLockedValue({ closed in
+            defer { closed = true }
+            return !closed
+        }) else { return }
+        try? await connection.close()
+    }
 }
