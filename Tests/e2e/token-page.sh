@@ -23,10 +23,10 @@
 # that need curl with a `CHECK NAME ARG...` line on a pipe and waits for the answer. Its
 # ok / not ok lines pass through and are counted here.
 #
-# The nginx configuration includes nginx/gatehouse-auth.conf and nginx/gatehouse-identity.conf
-# as shipped (DIR/snippets is a symlink to nginx/) and copies of gatehouse-upstream.conf and
-# registry.conf in which sed replaces only ports and certificate paths (checked). While
-# nginx/registry.conf has no `location /tokens` yet, the test adds one to its copy (and says so).
+# The nginx configuration includes nginx/gatehouse-auth.conf, gatehouse-identity.conf and
+# gatehouse-tokens.conf as shipped (DIR/snippets is a symlink to nginx/) and copies of
+# gatehouse-upstream.conf and registry.conf in which sed replaces only ports and certificate
+# paths (checked); registry.conf's `location = /tokens` and `location /tokens/` are the kit's.
 #
 # Needs (Debian packages): nginx-light (or nginx), docker-registry, apache2-utils (htpasswd),
 # openssl, curl, chromium, chromium-driver, python3-selenium (for /usr/bin/python3).
@@ -168,23 +168,10 @@ else
     not_ok "copy of nginx/registry.conf differs only in deployment lines (changed $KIT_CHANGED, expected 4)"
     printf '%s\n' "$KIT_DIFF" | diag
 fi
-if grep -Eq '^[[:space:]]*location[[:space:]]+(=[[:space:]]*|\^~[[:space:]]*)?/tokens' "$KIT/registry.conf"; then
-    echo "# nginx/registry.conf has its own location for /tokens: used as shipped"
-else
-    # Until the kit gains it: what it is expected to add, before `location / { return 404; }`
-    echo "# nginx/registry.conf has no location /tokens yet: the test adds one to its copy"
-    # shellcheck disable=SC2016 # nginx variables, literal
-    sed -i '/^    location \/ {$/i\
-    location /tokens {\
-        proxy_pass http://gatehouse;\
-        proxy_http_version 1.1;\
-        proxy_set_header Connection "";\
-        proxy_set_header X-Real-IP $remote_addr;\
-        proxy_set_header Host $host;\
-    }\
-' "$N/conf.d/registry.conf"
-    grep -q 'location /tokens' "$N/conf.d/registry.conf" || die "adding location /tokens to the copy of registry.conf"
-fi
+# The kit's own locations for the page and the API, included as shipped (snippets/)
+check_match "the registry kit exposes /tokens and /tokens/ through snippets/gatehouse-tokens.conf" \
+    'location = /tokens \{ *include snippets/gatehouse-tokens\.conf; *\} *location /tokens/ \{ *include snippets/gatehouse-tokens\.conf; *\}' \
+    "$(tr -s ' \n' '  ' <"$N/conf.d/registry.conf")"
 nginx_conf "$N" "$(id -un) $(id -gn)" 1 256 notice <<EOF
     default_type application/octet-stream;
     log_format tokenpage '\$remote_addr gate_user=\$gatehouse_user "\$request" \$status \$body_bytes_sent "\$http_user_agent"';

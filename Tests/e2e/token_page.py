@@ -396,6 +396,17 @@ try:
         check(c.get("policy") == "wiki" and "/wiki/**" in c.get("scope", "") and "GET" in c.get("scope", "")
               and "HEAD" in c.get("scope", "") and "POST" not in c.get("scope", ""),
               "the paths token's row: policy wiki, /wiki/** with GET, HEAD (%r)" % c.get("scope"))
+    # The shell used the first token; last-used times are written in batches (every few seconds)
+    def used():
+        el("#refresh").click()
+        time.sleep(0.3)
+        return id1 in row_ids() and row_cells(id1).get("last-used", "never") != "never" and row_cells(id1)["last-used"]
+    t = time.monotonic()
+    last = wait_until(used, 12, 0.7)
+    m = re.match(r"^(\d{4}-\d\d-\d\d \d\d:\d\d) UTC$", last or "")
+    check(m and abs((datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=datetime.timezone.utc)
+                     - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 180,
+          "after the token was used, Refresh shows its last-used time (%r, after %.1fs)" % (last, time.monotonic() - t))
     el("#new-token-done").click()
     check(not shown("#new-token-section") and el("#new-token").get_attribute("value") == "" and tok2 not in driver.page_source,
           "'Done, hide it' removes the secret from the page")
