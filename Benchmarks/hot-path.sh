@@ -213,8 +213,12 @@ cat >"$T/g/gatehouse.yaml" <<EOF
 listen: 127.0.0.1:$P_G
 backends:
   - {name: local, type: htpasswd, file: $T/g/htpasswd}
+tokens: {store: "sqlite:$T/g/tokens.db"}
 $POLICY
 EOF
+# An access token of bench's for the "token" scenario (issue 16: no dearer than a cached password).
+BENCH_TOKEN=$("$GH" token create --config "$T/g/gatehouse.yaml" --user bench --repositories '**' --allow pull --expires 1d 2>>"$T/logs/token.log" | tail -1)
+case $BENCH_TOKEN in gth_*) ;; *) die "gatehouse token create failed: $(cat "$T/logs/token.log")" ;; esac
 cat >"$T/glc/gatehouse.yaml" <<EOF
 listen: 127.0.0.1:$P_GLC
 backends:
@@ -395,13 +399,14 @@ add() { KIND[$1]=$2 URL[$1]=$3 CREDS[$1]=$4 EXPECT[$1]=$5 GPID[$1]=${6:-} GLOG[$
 add floor direct "http://127.0.0.1:$P_F/auth/registry" "bench:$BENCH_PW" 200 "$FLOOR_PID"
 add success direct "http://127.0.0.1:$P_G/auth/registry" "bench:$BENCH_PW" 200 "$G_PID" g
 add failure direct "http://127.0.0.1:$P_G/auth/registry" "bench:$WRONG_PW" 401 "$G_PID" g
+add token direct "http://127.0.0.1:$P_G/auth/registry" "bench:$BENCH_TOKEN" 200 "$G_PID" g
 add p0 nginx "http://127.0.0.1:$P_N0/v2/" "" 200
 add stub nginx "http://127.0.0.1:$P_NS/v2/" "bench:$BENCH_PW" 200
 add gatehouse-cached nginx "http://127.0.0.1:$P_NG/v2/" "bench:$BENCH_PW" 200 "$G_PID" g
 add gatehouse-ldap-cached nginx "http://127.0.0.1:$P_NLC/v2/" "alice:alice-pw" 200 "$GLC_PID" glc
 add gatehouse-ldap-cold nginx "http://127.0.0.1:$P_NLD/v2/" "alice:alice-pw" 200 "$GLD_PID" gld
 add apache-ldap apache "http://127.0.0.1:$P_A/v2/" "alice:alice-pw" 204
-DIRECT="floor success failure"
+DIRECT="floor success failure token"
 VIA="p0 stub gatehouse-cached gatehouse-ldap-cached gatehouse-ldap-cold"
 [ "$APACHE" = 1 ] && VIA="$VIA apache-ldap"
 
@@ -485,7 +490,7 @@ rotated() {
 
 # ------------------------------------------------------------------ phase 1: direct
 echo
-echo "# phase 1, direct: wrk -t1 -c16 -d$DURATION at the floor server and at G (cached success, cached failure); warm-up $WARMUP each"
+echo "# phase 1, direct: wrk -t1 -c16 -d$DURATION at the floor server and at G (cached success, cached failure, access token); warm-up $WARMUP each"
 for s in $DIRECT; do run "$s" 0 "$WARMUP"; done
 for r in $(seq 1 "$ROUNDS"); do
     for s in $(rotated "$r" "$DIRECT"); do run "$s" "$r" "$DURATION"; done
@@ -613,8 +618,8 @@ fmt = "| %-17s | %8s | %7s | %8s | %8s | %7s | %11s |"
 print(fmt % ("server", "req/s", "p99 ms", "CPU us", "x floor", "non-2xx", "verif"))
 print(fmt % ("---", "---", "---", "---", "---", "---", "---"))
 floor = us("floor", "gate_ticks")
-names = {"floor": "floor (SwiftNIO)", "success": "G cached success", "failure": "G cached failure"}
-for s in ("floor", "success", "failure"):
+names = {"floor": "floor (SwiftNIO)", "success": "G cached success", "failure": "G cached failure", "token": "G access token"}
+for s in ("floor", "success", "failure", "token"):
     if s not in by: continue
     rs = by[s]
     u = us(s, "gate_ticks")
@@ -637,6 +642,11 @@ for s, goal in (("success", 20), ("failure", 25)):
     result("cached_%s_rps_direct" % word, "%.0f" % med([rps(r) for r in by[s]]))
     result("goal_cached_%s_le_%dus" % (word, goal), "met" if u <= goal else "not_met")
     result("goal_cached_%s_le_%dus_scaled" % (word, goal), "met" if u <= scaled else "not_met")
+tok, suc = us("token", "gate_ticks"), us("success", "gate_ticks")
+if tok is not None and suc:
+    print("Gatehouse access-token login: %.1f µs/req = %.2f× a cached password login; goal <= 1.0× (+5%% noise): %s" % (tok, tok / suc, met(tok <= suc * 1.05)))
+    result("token_us_per_req", "%.1f" % tok)
+    result("token_x_cached_success", "%.2f" % (tok / suc))
 if floor is not None:
     results.insert(0, "# result: floor_us_per_req=%.1f" % floor)
     results.insert(1, "# result: floor_rps=%.0f" % med([rps(r) for r in by["floor"]]))
