@@ -39,10 +39,13 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap2-dev"])]),
+        // MIT Kerberos GSS-API; no pkgConfig: krb5-gssapi.pc's -isystem flag is not allowed.
+        .systemLibrary(name: "CGSSAPI", providers: [.apt(["libkrb5-dev"])]),
         .target(
             name: "GatehouseCore",
             dependencies: [
                 "CCrypt",
+                "CGSSAPI",
                 "CLDAP",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -22,6 +22,8 @@ public struct Configuration: Sendable {
     public var log = LogConfiguration()
     /// `tokens`: access tokens; nil (no section) turns them off.
     public var tokens: TokenConfiguration?
+    /// `kerberos`: SPNEGO single sign-on for policies with `negotiate: true`; nil turns it off.
+    public var kerberos: KerberosConfiguration?
     /// In file order.
     public var policies: [Policy] = []
 
@@ -102,6 +104,22 @@ public struct LockoutConfiguration: Sendable, Equatable {
 }
 
 /// `log:` — level and format of the process log and the audit lines.
+/// `kerberos:`: the service's keytab and the directory that turns principals into users.
+public struct KerberosConfiguration: Sendable, Equatable {
+    /// `keytab`: read at load and copied (a reload copies it again).
+    public var keytab: String
+    /// `principals`: the service principals accepted; nil accepts any in the keytab.
+    public var principals: [String]?
+    /// `backend`: the ldap backend that maps `alice@CORP.EXAMPLE` to `alice`, her groups and account state.
+    public var backend: String
+
+    public init(keytab: String, principals: [String]? = nil, backend: String) {
+        self.keytab = keytab
+        self.principals = principals
+        self.backend = backend
+    }
+}
+
 /// `tokens:`: where access tokens are kept and how long they may live.
 public struct TokenConfiguration: Sendable, Equatable {
     /// `store`: `sqlite:/path` (one instance) or `postgres://…` (several sharing one database).

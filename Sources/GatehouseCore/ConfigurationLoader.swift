@@ -33,7 +33,7 @@ extension Configuration {
         let top = reader.mapping(
             root ?? Node.mapping(.init([])),
             key: "",
-            allowed: ["listen", "listen_mode", "listen_group", "idle_timeout", "realm", "trusted_proxies", "default_policy", "backends", "cache", "lockout", "log", "tokens", "policies"]
+            allowed: ["listen", "listen_mode", "listen_group", "idle_timeout", "realm", "trusted_proxies", "default_policy", "backends", "cache", "lockout", "log", "tokens", "kerberos", "policies"]
         )
         guard let top else { throw ConfigurationErrors(reader.errors) }
 
@@ -144,6 +144,33 @@ extension Configuration {
             configuration.tokens = settings
         }
 
+        if let kerberos = reader.mapping(top["kerberos"], key: "kerberos", allowed: ["keytab", "principals", "backend"]) {
+            let keytab = reader.string(kerberos["keytab"], key: "kerberos.keytab")
+            let backend = reader.string(kerberos["backend"], key: "kerberos.backend")
+            if keytab == nil { reader.fail("kerberos.keytab", top["kerberos"], "is required: the service's keytab file") }
+            if backend == nil { reader.fail("kerberos.backend", top["kerberos"], "is required: the ldap backend that maps principals to users") }
+            let principals = reader.strings(kerberos["principals"], key: "kerberos.principals")
+            if let principals, principals.isEmpty || principals.contains(where: { !$0.contains("@") || $0.containsControlCharacter }) {
+                reader.fail("kerberos.principals", kerberos["principals"], "names service principals such as HTTP/gate.corp.example@CORP.EXAMPLE (omit it to accept any in the keytab)")
+            }
+            if let backend {
+                switch configuration.backends.first(where: { $0.name == backend }) {
+                case .ldap?: break
+                case .htpasswd?: reader.fail("kerberos.backend", kerberos["backend"], "names an htpasswd backend; principals are mapped through an ldap backend")
+                case nil: reader.fail("kerberos.backend", kerberos["backend"], "names no backend under `backends`")
+                }
+            }
+            if let keytab, let backend {
+                let path = resolve(keytab, baseDirectory)
+                if access(path, R_OK) != 0 { reader.fail("kerberos.keytab", kerberos["keytab"], "cannot read \(path): \(String(cString: strerror(errno)))") }
+                configuration.kerberos = KerberosConfiguration(keytab: path, principals: principals, backend: backend)
+            }
+        }
+        for policy in configuration.policies where policy.negotiate {
+            if configuration.kerberos == nil, top["kerberos"] == nil {
+                reader.fail("policies.\(policy.name).negotiate", root, "needs a `kerberos:` section (keytab, backend)")
+            }
+        }
         if let name = reader.string(top["default_policy"], key: "default_policy") {
             configuration.defaultPolicy = name
             if !configuration.policies.contains(where: { $0.name == name }) {
@@ -350,7 +377,7 @@ extension Configuration {
                 reader.fail(key, nameNode, "policy names use letters, digits, '-' and '_' (they appear in /auth/{policy})")
                 continue
             }
-            guard let fields = reader.mapping(body, key: key, allowed: ["type", "rules", "upstream_groups"]) else { continue }
+            guard let fields = reader.mapping(body, key: key, allowed: ["type", "rules", "upstream_groups", "negotiate"]) else { continue }
             guard let typeText = reader.string(fields["type"], key: "\(key).type") else {
                 if fields["type"] == nil { reader.fail("\(key).type", body, "is required (registry or http)") }
                 continue
@@ -376,7 +403,8 @@ extension Configuration {
                     }
                 }
             }
-            policies.append(Policy(name: name, kind: kind, rules: rules, upstreamGroups: upstreamGroups))
+            let negotiate = reader.bool(fields["negotiate"], key: "\(key).negotiate") ?? false
+            policies.append(Policy(name: name, kind: kind, rules: rules, upstreamGroups: upstreamGroups, negotiate: negotiate))
         }
         if policies.isEmpty && reader.errors.isEmpty { reader.fail("policies", node, "needs at least one policy") }
         return policies

@@ -51,6 +51,8 @@ public struct Decision: Sendable, Equatable {
     public var cached: Bool
     /// The id of the access token the requester presented (never the secret).
     public var token: String?
+    /// The Kerberos principal of a Negotiate login, as the ticket spelled it.
+    public var principal: String?
     /// What each rule did.
     public var trace: [RuleTrace]
 
@@ -79,6 +81,7 @@ public struct Decision: Sendable, Equatable {
             logDetail: nil,
             cached: false,
             token: nil,
+            principal: nil,
             trace: []
         )
     }

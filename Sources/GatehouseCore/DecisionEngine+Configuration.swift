@@ -22,6 +22,6 @@ extension DecisionEngine {
                 backends.append(try LDAPBackend(configuration: settings, logger: logger, metrics: metrics))
             }
         }
-        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout, lockoutTracker: previous?.lockout, tokens: tokens, metrics: metrics)
+        self.init(realm: configuration.realm, defaultPolicy: configuration.defaultPolicy, policies: configuration.policies, backends: backends, cache: configuration.cache, lockout: configuration.lockout, lockoutTracker: previous?.lockout, tokens: tokens, kerberos: try configuration.kerberos.map { try KerberosAcceptor(configuration: $0) }, metrics: metrics)
     }
 }

@@ -20,7 +20,9 @@ public struct DecisionEngine: Sendable {
     public let metrics: GatehouseMetrics
     /// Access tokens, when configured; shared by every engine of a server (it outlives reloads).
     public let tokens: TokenAuthority?
-    /// Token owners looked up without a password, for the cache ttl.
+    /// Kerberos single sign-on for policies with `negotiate: true`, when configured.
+    public let kerberos: KerberosAcceptor?
+    /// Token owners and Kerberos principals looked up without a password, for the cache ttl.
     let owners: OwnerCache
     private let decisionSeries: GatehouseMetrics.DecisionSeries
     private let inFlight = InFlightVerifications<Verification>()
@@ -36,6 +38,8 @@ public struct DecisionEngine: Sendable {
         var staleBecause: String?
         /// The access token the requester presented, whose scope narrows the rules.
         var token: AccessToken?
+        /// The Kerberos principal of a Negotiate login, as the ticket spelled it.
+        var principal: String?
 
         static let anonymous = Verified(identity: nil)
     }
@@ -49,9 +53,11 @@ public struct DecisionEngine: Sendable {
         lockout: LockoutConfiguration = LockoutConfiguration(),
         lockoutTracker: LockoutTracker? = nil,
         tokens: TokenAuthority? = nil,
+        kerberos: KerberosAcceptor? = nil,
         metrics: GatehouseMetrics = .disabled
     ) {
         self.realm = realm
+        challenge = Self.basicChallenge(realm: realm)
         self.defaultPolicy = defaultPolicy
         self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.backends = backends
@@ -60,6 +66,7 @@ public struct DecisionEngine: Sendable {
         self.lockout = lockoutTracker.flatMap { $0.configuration == lockout ? $0 : nil } ?? LockoutTracker(configuration: lockout)
         self.metrics = metrics
         self.tokens = tokens
+        self.kerberos = kerberos
         owners = OwnerCache(configuration: cache)
         decisionSeries = GatehouseMetrics.DecisionSeries(metrics: metrics, policies: policies.map(\.name), backends: backends.map(\.name))
     }
@@ -69,8 +76,17 @@ public struct DecisionEngine: Sendable {
         for backend in backends { backend.shutdown() }
     }
 
-    /// The `WWW-Authenticate` value of every 401.
-    public var challenge: String {
+    /// The `WWW-Authenticate` value of a 401 of `policy`: `Negotiate` alone where Kerberos is
+    /// accepted (nginx 1.22 passes only the first such header, and one combined header breaks
+    /// Chromium: the kit adds `Basic` itself), else the Basic challenge.
+    public func challenge(for policy: String) -> String {
+        policies[policy]?.negotiate == true && kerberos != nil ? "Negotiate" : challenge
+    }
+
+    /// The Basic `WWW-Authenticate` value of every other 401 (made once: the hot path sends it).
+    public let challenge: String
+
+    static func basicChallenge(realm: String) -> String {
         var escaped = ""
         for character in realm {
             if character == "\\" || character == "\"" { escaped.append("\\") }
@@ -102,7 +118,7 @@ public struct DecisionEngine: Sendable {
         case .success(let value): prepared = value
         case .failure(let refusal): return .decided(finish(refusal.decision, request: request, started: started), notBefore: nil)
         }
-        switch authenticateNow(request.credentials, address: request.clientAddress, started: started) {
+        switch authenticateNow(request.credentials, address: request.clientAddress, started: started, negotiate: prepared.policy.negotiate) {
         case .done(let verification):
             return .decided(finish(conclude(prepared, verification, request: request), request: request, started: started), notBefore: nil)
         case .refuse(let verification, _, let estimate?):
@@ -128,6 +144,8 @@ public struct DecisionEngine: Sendable {
             verification = await lookUp(user)
         case .lookUpOwner(let token, let generation):
             verification = await lookUpOwner(token, generation: generation)
+        case .negotiate(let token):
+            verification = await acceptNegotiate(token)
         }
         return finish(conclude(pending.prepared, verification, request: pending.request), request: pending.request, started: pending.started)
     }
@@ -196,6 +214,7 @@ public struct DecisionEngine: Sendable {
             staleBecause = found.staleBecause
             token = found.token
             decision.token = token?.id
+            decision.principal = found.principal
         case .failure(.challenge(let reason, let detail, let cached, let tokenID)):
             decision.cached = cached
             decision.token = tokenID
@@ -271,6 +290,9 @@ public struct DecisionEngine: Sendable {
     /// The one sentence every failed login gets, whatever the cause: a 401 never says whether
     /// the user exists.
     static let invalidCredentials = "invalid user name or password"
+    /// A Negotiate token that could not be used (expired, replayed, wrong key, NTLM…): says
+    /// nothing about the user either.
+    static let kerberosFailed = "Kerberos authentication failed"
 
     /// A verification to run on a backend: credentials not in the cache.
     struct VerificationJob: Sendable {
@@ -296,9 +318,11 @@ public struct DecisionEngine: Sendable {
         case lookUp(String)
         /// A valid access token whose owner is not in the cache: its backend looks the owner up.
         case lookUpOwner(AccessToken, generation: Int)
+        /// A Kerberos token: the keytab verifies it on the thread pool, the directory maps its principal.
+        case negotiate([UInt8])
     }
 
-    func authenticateNow(_ credentials: AuthRequest.Credentials, address: String?, started: ContinuousClock.Instant) -> Authentication {
+    func authenticateNow(_ credentials: AuthRequest.Credentials, address: String?, started: ContinuousClock.Instant, negotiate: Bool = false) -> Authentication {
         let parsed: BasicCredentials
         switch credentials {
         case .anonymous, .authorizationHeaders([]):
@@ -306,6 +330,18 @@ public struct DecisionEngine: Sendable {
         case .authorizationHeaders(let values) where values.count > 1:
             return .done(.failure(.challenge(reason: "the request has more than one Authorization header", detail: nil)))
         case .authorizationHeaders(let values):
+            if negotiate, kerberos != nil {
+                switch NegotiateToken.parse(values[0]) {
+                case .notNegotiate: break
+                case .malformed(let why): return .done(.failure(.challenge(reason: Self.kerberosFailed, detail: why)))
+                case .token(let token):
+                    // No lockout: a ticket cannot be guessed, and costs a keytab decryption only.
+                    if KerberosAcceptor.isNTLM(token) {
+                        return .done(.failure(.challenge(reason: Self.kerberosFailed, detail: "an NTLM token in Negotiate: the browser has no Kerberos ticket for this site (no SPN, or it is not on the browser's allow-list); NTLM is not accepted")))
+                    }
+                    return .negotiate(token)
+                }
+            }
             do {
                 parsed = try BasicCredentials(authorizationHeader: values[0])
             } catch {

@@ -13,6 +13,13 @@ public enum LDAPDiagnostics {
         public let succeeded: Bool
         public let duration: Duration
         public let detail: String
+
+        public init(name: String, succeeded: Bool, duration: Duration, detail: String) {
+            self.name = name
+            self.succeeded = succeeded
+            self.duration = duration
+            self.detail = detail
+        }
     }
 
     public static func run(_ configuration: LDAPConfiguration, user: String, password: String?) -> [Step] {

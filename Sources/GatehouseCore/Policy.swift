@@ -19,10 +19,14 @@ public struct Policy: Sendable {
     public let upstreamGroups: [Glob]?
     /// Whether any rule names `networks` (only then is the client's address parsed).
     public let usesNetworks: Bool
+    /// `negotiate`: Kerberos single sign-on (`Authorization: Negotiate`) is accepted, and a 401
+    /// challenges with `Negotiate` (the nginx kit adds `Basic`).
+    public let negotiate: Bool
     private let index: RuleIndex
 
-    public init(name: String, kind: Kind, rules: [Rule], upstreamGroups: [Glob]? = nil) {
+    public init(name: String, kind: Kind, rules: [Rule], upstreamGroups: [Glob]? = nil, negotiate: Bool = false) {
         self.name = name
+        self.negotiate = negotiate
         self.kind = kind
         self.rules = rules
         self.upstreamGroups = upstreamGroups

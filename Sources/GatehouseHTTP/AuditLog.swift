@@ -52,6 +52,10 @@ struct AuditLog: Sendable {
         }
         if let detail = decision.logDetail { metadata["detail"] = .string(escape(detail)) }
         if let token = decision.token { metadata["token"] = .string(token) }
+        if let principal = decision.principal {
+            metadata["auth"] = .string("negotiate")
+            metadata["principal"] = .string(escape(principal))
+        }
         metadata["reason"] = .string(escape(decision.reason))
         logger.info("decision", metadata: metadata)
     }
@@ -66,6 +70,7 @@ struct AuditLog: Sendable {
         var fields: [(String, AuditValue)] = []
         fields.reserveCapacity(18)
         if let action = decision.action { fields.append(("action", .text(action))) }
+        if decision.principal != nil { fields.append(("auth", .text("negotiate"))) }
         fields.append(("backend", .text(decision.backend ?? "-")))
         fields.append(("cached", .bool(decision.cached)))
         fields.append(("client", .text(escape(client ?? "-"))))
@@ -79,6 +84,7 @@ struct AuditLog: Sendable {
         fields.append(("method", .text(escape(method))))
         if let path = decision.path { fields.append(("path", .text(escape(path)))) }
         fields.append(("policy", .text(escape(decision.policy))))
+        if let principal = decision.principal { fields.append(("principal", .text(escape(principal)))) }
         fields.append(("reason", .text(escape(decision.reason))))
         if let repository = decision.repository { fields.append(("repository", .text(escape(repository)))) }
         fields.append(("rule", .text(escape(decision.rule))))

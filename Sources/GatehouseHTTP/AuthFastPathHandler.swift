@@ -245,7 +245,7 @@ final class AuthFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             latency: started.duration(to: .now)
         )
         guard context.channel.isActive else { return }
-        context.write(wrapOutboundOut(.head(DecisionResponse.head(for: decision, challenge: snapshot.engine.challenge))), promise: nil)
+        context.write(wrapOutboundOut(.head(DecisionResponse.head(for: decision, challenge: snapshot.engine.challenge(for: decision.policy)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         answering = false
         answerEnded(context)

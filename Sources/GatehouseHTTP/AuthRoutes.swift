@@ -71,7 +71,7 @@ struct AuthRoutes {
         )
         return DecisionResponse.response(
             for: decision,
-            challenge: snapshot.engine.challenge,
+            challenge: snapshot.engine.challenge(for: decision.policy),
             explain: explain,
             policyKind: snapshot.engine.policies[decision.policy]?.kind
         )

@@ -12,7 +12,7 @@ struct Gatehouse: AsyncParsableCommand {
         commandName: "gatehouse",
         abstract: "Answers nginx auth_request subrequests from htpasswd files or LDAP / Active Directory, with per-repository and per-path rules.",
         version: gatehouseVersion,
-        subcommands: [ServeCommand.self, CheckCommand.self, HashCommand.self, ConfigCommand.self, LDAPCommand.self, TokenCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, HashCommand.self, ConfigCommand.self, LDAPCommand.self, TokenCommand.self, KerberosCommand.self]
     )
 
     /// Exit codes are part of the contract (0 allowed/ok, 1 denied/invalid, 2 error), so usage

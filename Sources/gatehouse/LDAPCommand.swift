@@ -57,13 +57,18 @@ struct LDAPCommand: ParsableCommand {
             }
             print("backend \(settings.name) (\(settings.preset.rawValue)), user \(user)")
             let steps = LDAPDiagnostics.run(settings, user: user, password: password)
-            for step in steps {
-                let (seconds, attoseconds) = step.duration.components
-                let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
-                let time = String(Int(milliseconds * 10) / 10) + "." + String(Int(milliseconds * 10) % 10)
-                print("\(step.succeeded ? "ok  " : "FAIL") \(step.name.padding(toLength: 28)) \(time.padding(toLength: 7)) ms  \(step.detail)")
-            }
-            if steps.contains(where: { !$0.succeeded }) { throw ExitCode(1) }
+            try printSteps(steps)
         }
     }
+}
+
+/// Prints diagnostic steps (`ldap test`, `kerberos test`) and fails with exit 1 if any failed.
+func printSteps(_ steps: [LDAPDiagnostics.Step]) throws {
+    for step in steps {
+        let (seconds, attoseconds) = step.duration.components
+        let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        let time = String(Int(milliseconds * 10) / 10) + "." + String(Int(milliseconds * 10) % 10)
+        print("\(step.succeeded ? "ok  " : "FAIL") \(step.name.padding(toLength: 28)) \(time.padding(toLength: 7)) ms  \(step.detail)")
+    }
+    if steps.contains(where: { !$0.succeeded }) { throw ExitCode(1) }
 }

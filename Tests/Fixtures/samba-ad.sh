@@ -33,6 +33,12 @@ ADMIN_PASSWORD="Admin-Pass1"
 SVC_USER=svc-gate
 SVC_DN="CN=$SVC_USER,$USERS_DN"
 SVC_PASSWORD="Svc-Gate-Pass1"
+# Kerberos service account for SPNEGO (HTTP/gate.gatehouse.test); its keytab is exported at
+# every start to DIR/http.keytab
+HTTP_USER=svc-http-gate
+HTTP_PASSWORD="Svc-Http-Gate-Pass1"
+HTTP_HOST=gate.gatehouse.test
+HTTP_SERVICE="HTTP/$HTTP_HOST"
 CACHE_ROOT=/var/tmp/gatehouse-samba-cache
 TCP_PORTS="88 135 389 464 636 3268 3269"
 UDP_PORTS="88 389 464"
@@ -151,6 +157,7 @@ write_krb5_conf() { # DIR
 	default_realm = $REALM
 	dns_lookup_kdc = false
 	dns_lookup_realm = false
+	dns_canonicalize_hostname = false
 	rdns = false
 [realms]
 	$REALM = {
@@ -221,6 +228,17 @@ provision_and_seed() { # DIR
     # service account: the gate's bind identity; its password never expires
     st "$d" user create "$SVC_USER" "$SVC_PASSWORD" --description="Gatehouse service account"
     st "$d" user setexpiry "$SVC_USER" --noexpiry
+
+    # Kerberos service account with the web SPN; AES only (a fresh account would export an RC4
+    # key only and get RC4 tickets). samba-tool has no option for the attribute: `user edit`
+    # with an "editor" that appends it to the LDIF (one entry; blank lines would end it).
+    st "$d" user create "$HTTP_USER" "$HTTP_PASSWORD" --description="Gatehouse SPNEGO service account"
+    st "$d" user setexpiry "$HTTP_USER" --noexpiry
+    st "$d" spn add "$HTTP_SERVICE" "$HTTP_USER"
+    printf '#!/bin/sh\nsed -i -e "\\$a msDS-SupportedEncryptionTypes: 24" -e "/^$/d" "$1"\n' >"$d/tmp/add-enctypes"
+    chmod 755 "$d/tmp/add-enctypes"
+    st "$d" user edit "$HTTP_USER" --editor="$d/tmp/add-enctypes"
+    rm -f "$d/tmp/add-enctypes"
 
     st "$d" group add registry-pushers
     st "$d" group add team-a
@@ -328,6 +346,18 @@ lock_gina() { # DIR: wrong binds until the right password reports data 775
     return 1
 }
 
+export_http_keytab() { # DIR: DIR/http.keytab = the keys of HTTP/gate.gatehouse.test (0600)
+    local d=$1
+    # exportkeytab appends to an existing file: start from none
+    rm -f "$d/http.keytab"
+    (umask 077 && TMPDIR="$d/tmp" KRB5_CONFIG="$d/krb5.conf" samba-tool domain exportkeytab "$d/http.keytab" \
+        --principal="$HTTP_SERVICE" -s "$d/smb.conf" >>"$d/log/keytab.log" 2>&1) || {
+        tail -15 "$d/log/keytab.log" >&2
+        return 1
+    }
+    [ -s "$d/http.keytab" ] || { note "samba-tool wrote no keytab for $HTTP_SERVICE"; return 1; }
+}
+
 cmd_stop() { # DIR
     local d=$1 pid i
     pid=$(samba_pid_of "$d")
@@ -420,6 +450,7 @@ cmd_start() { # DIR
         die "the DC did not become ready (log: $d/log/log.samba)"
     fi
     lock_gina "$d" || { cmd_stop "$d" || true; die "could not lock out gina"; }
+    export_http_keytab "$d" || { cmd_stop "$d" || true; die "could not export the keytab of $HTTP_SERVICE"; }
 
     (umask 077 && printf '%s' "$SVC_PASSWORD" >"$d/bind-password")
     {
@@ -439,6 +470,12 @@ cmd_start() { # DIR
         echo "AD_UPN_SUFFIX=$DNS_DOMAIN"
         echo "AD_DC_HOSTNAME=$HOST.$DNS_DOMAIN"
         echo "AD_KRB5_CONFIG=$d/krb5.conf"
+        echo "AD_KRB5_CONF=$d/krb5.conf"
+        echo "AD_HTTP_KEYTAB=$d/http.keytab"
+        echo "AD_HTTP_SPN=$HTTP_SERVICE@$REALM"
+        echo "AD_HTTP_HOST=$HTTP_HOST"
+        echo "AD_HTTP_ACCOUNT=$HTTP_USER"
+        echo "AD_HTTP_PASSWORD=$HTTP_PASSWORD"
         local u key_u
         for u in alice bob carol dave erin frank gina hank jdoe jörg; do
             key_u=${u//ö/oe}

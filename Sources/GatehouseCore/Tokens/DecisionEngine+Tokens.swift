@@ -94,7 +94,7 @@ extension DecisionEngine {
             verification = value
         case .verify(let job):
             verification = await verify(job)
-        case .lookUp, .lookUpOwner:
+        case .lookUp, .lookUpOwner, .negotiate:
             verification = .failure(.challenge(reason: Self.invalidCredentials, detail: "not a password login"))
         }
         switch verification {
