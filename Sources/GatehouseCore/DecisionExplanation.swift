@@ -27,6 +27,8 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
     public let cached: Bool
     /// The id of the access token the requester presented, if any.
     public let token: String?
+    /// The Kerberos principal of a Negotiate login, if any.
+    public let principal: String?
     public let trace: [RuleTrace]
     /// Whether `path` is written: only for http policies.
     private let hasPath: Bool
@@ -49,12 +51,13 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
         reason = decision.reason
         cached = decision.cached
         token = decision.token
+        principal = decision.principal
         trace = decision.trace
         hasPath = policyKind == .http
     }
 
     private enum CodingKeys: String, CodingKey {
-        case decision, status, policy, client, user, groups, backend, action, repository, path, rule, reason, cached, token, trace
+        case decision, status, policy, client, user, groups, backend, action, repository, path, rule, reason, cached, token, principal, trace
         case groupsTruncated = "groups_truncated"
         case email
         case displayName = "display_name"
@@ -80,6 +83,7 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
         reason = try container.decode(String.self, forKey: .reason)
         cached = try container.decode(Bool.self, forKey: .cached)
         token = try container.decodeIfPresent(String.self, forKey: .token)
+        principal = try container.decodeIfPresent(String.self, forKey: .principal)
         trace = try container.decode([RuleTrace].self, forKey: .trace)
     }
 
@@ -102,6 +106,7 @@ public struct DecisionExplanation: Codable, Sendable, Equatable {
         try container.encode(reason, forKey: .reason)
         try container.encode(cached, forKey: .cached)
         try container.encode(token, forKey: .token)
+        try container.encode(principal, forKey: .principal)
         try container.encode(trace, forKey: .trace)
     }
 
