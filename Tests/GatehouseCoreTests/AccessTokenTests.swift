@@ -186,4 +186,28 @@ struct AccessTokenTests {
         #expect(throws: TokenRequestError.self) { try setup.engine.validate(try TokenScope(policy: "registry", kind: .http, resources: ["/w/**"], permissions: ["GET"])) }
         await #expect(throws: TokenRequestError.self) { _ = try await setup.create(lifetime: .seconds(366 * 86_400)) }
     }
+
+    @Test func httpPolicyTokensNarrowToPathsAndMethods() async throws {
+        let setup = try Setup()
+        let wiki = Policy(name: "wiki", kind: .http, rules: [
+            Rule(label: "wiki#1", users: ["*"], groups: [], anonymous: false, resources: [try Glob("/**")], allowed: nil),
+        ])
+        let engine = DecisionEngine(realm: "Wiki", defaultPolicy: "wiki", policies: [wiki], backends: setup.engine.backends, tokens: setup.tokens)
+        let owner = try await engine.tokenOwner(named: "alice")
+        let scope = try TokenScope(policy: "wiki", kind: .http, resources: ["/wiki/**"], permissions: ["GET", "HEAD"])
+        try engine.validate(scope)
+        let (_, secret) = try await setup.tokens.create(owner: owner, name: "bot", scope: scope, lifetime: .seconds(60))
+        func decide(_ method: String, _ path: String) async -> Decision {
+            await engine.decide(AuthRequest(credentials: .password(user: "alice", password: secret.text), method: method, originalURIs: [path]))
+        }
+        #expect(await decide("GET", "/wiki/Page").status == 200)
+        let post = await decide("POST", "/wiki/Page")
+        #expect(post.status == 403 && post.rule == "token-scope")
+        let elsewhere = await decide("GET", "/admin/")
+        #expect(elsewhere.status == 403 && elsewhere.rule == "token-scope")
+        // alice's registry token is for the other policy.
+        let (_, registryToken) = try await setup.create()
+        let crossed = await engine.decide(AuthRequest(credentials: .password(user: "alice", password: registryToken.text), method: "GET", originalURIs: ["/wiki/Page"]))
+        #expect(crossed.status == 403 && crossed.reason.contains("policy registry"))
+    }
 }
