@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import GatehouseCore
+import GatehouseTokenStores
 import Logging
 
 /// `gatehouse check`: the decision `/auth` would make, with the rule trace.

@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import GatehouseCore
+import GatehouseTokenStores
 import GatehouseHTTP
 import Glibc
 import Hummingbird

@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import GatehouseCore
+import GatehouseTokenStores
 import Logging
 
 /// `gatehouse token create|list|revoke`: the administrator's side of access tokens.

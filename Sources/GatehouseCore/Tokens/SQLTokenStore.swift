@@ -4,7 +4,7 @@
 /// Runs the store's few statements on one database. `$1`, `$2`… bind in order on both
 /// PostgreSQL and SQLite (SQLite numbers `$NNN` parameters by first appearance), so one set
 /// of statements serves both.
-protocol TokenSQLRunner: Sendable {
+package protocol TokenSQLRunner: Sendable {
     func run(_ sql: String, _ binds: [TokenColumn]) async throws -> [[TokenColumn]]
     /// Runs `statements` as one transaction that no other instance runs at the same time.
     func migrate(_ body: @escaping @Sendable (any TokenSQLRunner) async throws -> Void) async throws
@@ -12,10 +12,14 @@ protocol TokenSQLRunner: Sendable {
 }
 
 /// ``TokenStore`` over SQL: the same schema and statements for SQLite and PostgreSQL.
-struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
-    let runner: Runner
+package struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
+    package let runner: Runner
 
-    func prepare() async throws {
+    package init(runner: Runner) {
+        self.runner = runner
+    }
+
+    package func prepare() async throws {
         try await unavailableOnError {
             try await runner.migrate { runner in
                 _ = try await runner.run("CREATE TABLE IF NOT EXISTS gatehouse_schema (version INTEGER NOT NULL)", [])
@@ -35,7 +39,7 @@ struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
         }
     }
 
-    func insert(_ token: AccessToken) async throws {
+    package func insert(_ token: AccessToken) async throws {
         try await unavailableOnError {
             let placeholders = (1...12).map { "$\($0)" }.joined(separator: ", ")
             _ = try await runner.run("INSERT INTO gatehouse_tokens (\(TokenSchema.columns)) VALUES (\(placeholders))", TokenSchema.values(token))
@@ -43,7 +47,7 @@ struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
         }
     }
 
-    func list(owner: (user: String, backend: String)?) async throws -> [AccessToken] {
+    package func list(owner: (user: String, backend: String)?) async throws -> [AccessToken] {
         try await unavailableOnError {
             let rows: [[TokenColumn]]
             if let owner {
@@ -55,7 +59,7 @@ struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
         }
     }
 
-    func revoke(id: String, owner: (user: String, backend: String)?) async throws -> Bool {
+    package func revoke(id: String, owner: (user: String, backend: String)?) async throws -> Bool {
         try await unavailableOnError {
             let rows: [[TokenColumn]]
             if let owner {
@@ -68,7 +72,7 @@ struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
         }
     }
 
-    func revokeAll(user: String) async throws -> Int {
+    package func revokeAll(user: String) async throws -> Int {
         try await unavailableOnError {
             let rows = try await runner.run("DELETE FROM gatehouse_tokens WHERE owner = $1 RETURNING id", [.text(user)])
             if !rows.isEmpty { try await bumpChangeCount() }
@@ -76,7 +80,7 @@ struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
         }
     }
 
-    func changeCount() async throws -> Int64 {
+    package func changeCount() async throws -> Int64 {
         try await unavailableOnError {
             let rows = try await runner.run("SELECT count FROM gatehouse_token_changes WHERE singleton = 1", [])
             guard let row = rows.first, case .integer(let count) = row.first else { throw TokenStoreUnavailable("gatehouse_token_changes has no row") }
@@ -84,13 +88,13 @@ struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
         }
     }
 
-    func liveTokens(now: Int64) async throws -> [AccessToken] {
+    package func liveTokens(now: Int64) async throws -> [AccessToken] {
         try await unavailableOnError {
             try await runner.run("SELECT \(TokenSchema.columns) FROM gatehouse_tokens WHERE expires_at > $1", [.integer(now)]).map(TokenSchema.token)
         }
     }
 
-    func recordUse(_ times: [String: Int64]) async throws {
+    package func recordUse(_ times: [String: Int64]) async throws {
         try await unavailableOnError {
             for (id, time) in times {
                 // Never backwards: another instance may have written a later use.
@@ -99,7 +103,7 @@ struct SQLTokenStore<Runner: TokenSQLRunner>: TokenStore {
         }
     }
 
-    func close() async { await runner.close() }
+    package func close() async { await runner.close() }
 
     private func bumpChangeCount() async throws {
         _ = try await runner.run("UPDATE gatehouse_token_changes SET count = count + 1 WHERE singleton = 1", [])

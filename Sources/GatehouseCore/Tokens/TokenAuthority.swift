@@ -31,22 +31,20 @@ public final class TokenAuthority: Sendable {
     /// The whole list is reread this often even without a change count (a store edited by hand).
     static let fullReadInterval = Duration.seconds(60)
 
+    /// Opens a store for the settings (the SQLite and PostgreSQL drivers live in
+    /// GatehouseTokenStores, so that the core and its fuzzers do not carry them).
+    public typealias Opener = @Sendable (TokenConfiguration, Logger) async throws -> any TokenStore
+
     /// Opens nothing yet: the store is opened (and its schema created or upgraded) on first
     /// use, and again after it failed, so that a server starts while its database is down.
-    public init(settings: TokenConfiguration, logger: Logger) {
+    public init(settings: TokenConfiguration, logger: Logger, opener: @escaping Opener) {
         self.settings = settings
         self.logger = logger
-        connection = TokenStoreConnection(settings: settings, logger: logger)
-    }
-
-    init(settings: TokenConfiguration, store: any TokenStore, logger: Logger) {
-        self.settings = settings
-        self.logger = logger
-        connection = TokenStoreConnection(settings: settings, logger: logger, store: store)
+        connection = TokenStoreConnection(settings: settings, logger: logger, opener: opener)
     }
 
     /// The store, opened and migrated. Throws ``TokenStoreUnavailable``.
-    func store() async throws -> any TokenStore { try await connection.store() }
+    package func store() async throws -> any TokenStore { try await connection.store() }
 
     /// What the event loop learns about a presented token.
     public enum Lookup: Sendable {
@@ -194,12 +192,13 @@ public struct TokenRequestError: Error, Sendable, CustomStringConvertible {
 actor TokenStoreConnection {
     private let settings: TokenConfiguration
     private let logger: Logger
+    private let opener: TokenAuthority.Opener
     private var opening: Task<any TokenStore, any Error>?
 
-    init(settings: TokenConfiguration, logger: Logger, store: (any TokenStore)? = nil) {
+    init(settings: TokenConfiguration, logger: Logger, opener: @escaping TokenAuthority.Opener) {
         self.settings = settings
         self.logger = logger
-        if let store { opening = Task { store } }
+        self.opener = opener
     }
 
     func store() async throws -> any TokenStore {
@@ -207,9 +206,17 @@ actor TokenStoreConnection {
         if let opening {
             task = opening
         } else {
-            let settings = settings
-            let logger = logger
-            task = Task { try await Self.open(settings, logger: logger) }
+            let (settings, logger, opener) = (settings, logger, opener)
+            task = Task {
+                let store = try await opener(settings, logger)
+                do {
+                    try await store.prepare()
+                } catch {
+                    await store.close()
+                    throw error
+                }
+                return store
+            }
             opening = task
         }
         do {
@@ -224,20 +231,5 @@ actor TokenStoreConnection {
     func close() async {
         if let store = try? await opening?.value { await store.close() }
         opening = nil
-    }
-
-    private static func open(_ settings: TokenConfiguration, logger: Logger) async throws -> any TokenStore {
-        let store: any TokenStore
-        switch settings.store {
-        case .sqlite(let path): store = try await SQLiteTokenRunner.open(path: path)
-        case .postgres(let location): store = PostgresTokenRunner.open(location, logger: logger)
-        }
-        do {
-            try await store.prepare()
-        } catch {
-            await store.close()
-            throw error
-        }
-        return store
     }
 }

@@ -214,7 +214,7 @@ enum TokenSchema {
 }
 
 /// One column value, in the few types the schema uses.
-enum TokenColumn: Sendable, Equatable {
+package enum TokenColumn: Sendable, Equatable {
     case text(String)
     case integer(Int64)
     case null

@@ -1,6 +1,7 @@
 // Gatehouse — an nginx auth_request service
 // SPDX-License-Identifier: Apache-2.0
 
+import GatehouseCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -30,7 +31,7 @@ actor PostgresTokenRunner: TokenSQLRunner {
         SQLTokenStore(runner: PostgresTokenRunner(location: location, logger: logger))
     }
 
-    func run(_ sql: String, _ binds: [TokenColumn]) async throws -> [[TokenColumn]] {
+    package func run(_ sql: String, _ binds: [TokenColumn]) async throws -> [[TokenColumn]] {
         let connection = try await connected()
         var bindings = PostgresBindings(capacity: binds.count)
         for value in binds {
@@ -54,7 +55,7 @@ actor PostgresTokenRunner: TokenSQLRunner {
         }
     }
 
-    func migrate(_ body: @escaping @Sendable (any TokenSQLRunner) async throws -> Void) async throws {
+    package func migrate(_ body: @escaping @Sendable (any TokenSQLRunner) async throws -> Void) async throws {
         _ = try await run("BEGIN", [])
         do {
             // One instance migrates; the others wait here, then find the work done.
@@ -67,7 +68,7 @@ actor PostgresTokenRunner: TokenSQLRunner {
         }
     }
 
-    func close() async {
+    package func close() async {
         try? await connection?.close()
         connection = nil
     }

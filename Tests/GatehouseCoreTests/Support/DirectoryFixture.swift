@@ -12,7 +12,8 @@ final class DirectoryFixture: @unchecked Sendable {
     let env: [String: String]
 
     static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        // Tests/GatehouseCoreTests/Support/DirectoryFixture.swift → the repository.
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
     /// Starts the server into a fresh directory.

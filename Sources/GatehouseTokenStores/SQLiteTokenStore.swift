@@ -1,6 +1,7 @@
 // Gatehouse — an nginx auth_request service
 // SPDX-License-Identifier: Apache-2.0
 
+import GatehouseCore
 import Glibc
 import NIOCore
 import SQLiteNIO
@@ -23,11 +24,11 @@ struct SQLiteTokenRunner: TokenSQLRunner {
         return SQLTokenStore(runner: SQLiteTokenRunner(path: path))
     }
 
-    func run(_ sql: String, _ binds: [TokenColumn]) async throws -> [[TokenColumn]] {
+    package func run(_ sql: String, _ binds: [TokenColumn]) async throws -> [[TokenColumn]] {
         try await withConnection { connection in try await Self.query(connection, sql, binds) }
     }
 
-    func migrate(_ body: @escaping @Sendable (any TokenSQLRunner) async throws -> Void) async throws {
+    package func migrate(_ body: @escaping @Sendable (any TokenSQLRunner) async throws -> Void) async throws {
         try await withConnection { connection in
             // WAL is a property of the file: set once, kept by every later connection.
             _ = try await Self.query(connection, "PRAGMA journal_mode = WAL", [])
@@ -43,7 +44,7 @@ struct SQLiteTokenRunner: TokenSQLRunner {
         }
     }
 
-    func close() async {}
+    package func close() async {}
 
     private func withConnection<T: Sendable>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
         let connection = try await SQLiteConnection.open(storage: .file(path: path))

@@ -3,6 +3,7 @@
 
 import Foundation
 @testable import GatehouseCore
+@testable import GatehouseTokenStores
 import Logging
 import Testing
 
