@@ -251,7 +251,8 @@ check_samba() {
     require_env_keys "AD env has every key" "$E" AD_LDAP_URL AD_LDAPS_URL AD_CA_FILE AD_BASE_DN \
         AD_BIND_DN AD_BIND_PASSWORD AD_BIND_PASSWORD_FILE AD_DOMAIN AD_REALM AD_UPN_SUFFIX \
         AD_PASSWORD_ALICE AD_PASSWORD_BOB AD_PASSWORD_CAROL AD_PASSWORD_DAVE AD_PASSWORD_ERIN \
-        AD_PASSWORD_FRANK AD_PASSWORD_GINA AD_PASSWORD_HANK AD_PASSWORD_JDOE AD_PASSWORD_JOERG SAMBA_PID
+        AD_PASSWORD_FRANK AD_PASSWORD_GINA AD_PASSWORD_HANK AD_PASSWORD_JDOE AD_PASSWORD_JOERG SAMBA_PID \
+        AD_KRB5_CONF AD_HTTP_KEYTAB AD_HTTP_SPN AD_HTTP_HOST AD_HTTP_ACCOUNT
     env_is_plain "AD env needs no shell quoting" "$E"
     # shellcheck disable=SC1090
     . "$E"
@@ -353,6 +354,16 @@ check_samba() {
             "$(printf '%s\n' "$AD_PASSWORD_ALICE" | KRB5_CONFIG=$AD_KRB5_CONFIG KRB5CCNAME=FILE:$WORK/ccache kinit "alice@$AD_REALM" >/dev/null 2>&1; echo $?)"
         expect_eq "kinit dave (disabled): credentials revoked" 1 \
             "$(printf '%s\n' "$AD_PASSWORD_DAVE" | KRB5_CONFIG=$AD_KRB5_CONFIG KRB5CCNAME=FILE:$WORK/ccache kinit "dave@$AD_REALM" 2>&1 | grep -c 'revoked')"
+        # the SPNEGO service principal: its keytab (AES, kvno 2) and a service ticket for it
+        expect_eq "AD_HTTP_KEYTAB holds $AD_HTTP_SPN, kvno 2, aes128 and aes256 keys only" \
+            "2 $AD_HTTP_SPN aes128-cts-hmac-sha1-96;2 $AD_HTTP_SPN aes256-cts-hmac-sha1-96" \
+            "$(klist -k -e "$AD_HTTP_KEYTAB" 2>&1 | awk '$2 ~ /@/ { gsub(/[()]/, "", $3); print $1, $2, $3 }' | LC_ALL=C sort | paste -sd';' -)"
+        expect_eq "AD_HTTP_KEYTAB is 0600" 600 "$(stat -c %a "$AD_HTTP_KEYTAB" 2>/dev/null)"
+        printf '%s\n' "$AD_PASSWORD_ALICE" | KRB5_CONFIG=$AD_KRB5_CONF KRB5CCNAME=FILE:$WORK/ccache kinit "alice@$AD_REALM" >/dev/null 2>&1
+        expect_eq "alice gets a service ticket for HTTP/$AD_HTTP_HOST (kvno 2)" "$AD_HTTP_SPN: kvno = 2" \
+            "$(KRB5_CONFIG=$AD_KRB5_CONF KRB5CCNAME=FILE:$WORK/ccache kvno "HTTP/$AD_HTTP_HOST" 2>&1)"
+        expect_eq "... encrypted with aes256 (msDS-SupportedEncryptionTypes 24 on $AD_HTTP_ACCOUNT)" 1 \
+            "$(KRB5_CONFIG=$AD_KRB5_CONF KRB5CCNAME=FILE:$WORK/ccache klist -e 2>&1 | grep -A1 "$AD_HTTP_SPN" | grep -c 'aes256-cts-hmac-sha1-96, aes256-cts-hmac-sha1-96')"
     fi
 
     # a second DC cannot start while this one holds the ports

@@ -215,9 +215,10 @@ public struct DecisionEngine: Sendable {
             token = found.token
             decision.token = token?.id
             decision.principal = found.principal
-        case .failure(.challenge(let reason, let detail, let cached, let tokenID)):
+        case .failure(.challenge(let reason, let detail, let cached, let tokenID, let principal)):
             decision.cached = cached
             decision.token = tokenID
+            decision.principal = principal
             decision.outcome = .challenge
             decision.status = 401
             decision.rule = "authentication"
@@ -283,7 +284,8 @@ public struct DecisionEngine: Sendable {
 
     enum AuthenticationFailure: Error {
         /// 401. `reason` is what the client may see; `detail` is for the log only.
-        case challenge(reason: String, detail: String?, cached: Bool = false, token: String? = nil)
+        /// `token` / `principal`: the access token id or Kerberos principal presented, for the log.
+        case challenge(reason: String, detail: String?, cached: Bool = false, token: String? = nil, principal: String? = nil)
         case unavailable(String, token: String? = nil)
     }
 
@@ -428,7 +430,7 @@ public struct DecisionEngine: Sendable {
             switch verified {
             case .success(let found) where found.identity != nil && found.staleBecause == nil:
                 self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .succeeded)
-            case .failure(.challenge(let reason, let detail, let cached, _)):
+            case .failure(.challenge(let reason, let detail, let cached, _, _)):
                 let locked = self.lockout.finishVerification(users: lockoutNames, address: address, outcome: .failed(fingerprint: key.a))
                 if !locked.isEmpty { return .failure(.challenge(reason: reason, detail: self.lockoutStarted(locked, detail: detail), cached: cached)) }
             default:

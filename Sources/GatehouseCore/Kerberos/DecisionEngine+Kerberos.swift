@@ -19,11 +19,11 @@ extension DecisionEngine {
             return .failure(.unavailable("the Kerberos thread pool is stopped: \(error)"))
         }
         guard let (name, realm) = KerberosAcceptor.split(accepted.principal) else {
-            return .failure(.challenge(reason: Self.kerberosFailed, detail: "principal \"\(accepted.principal)\" has no realm"))
+            return .failure(.challenge(reason: Self.kerberosFailed, detail: "principal \"\(accepted.principal)\" has no realm", principal: accepted.principal))
         }
         // Only the service's own realm: a ticket from a trusted realm names someone else's user.
         guard let serviceRealm = KerberosAcceptor.split(accepted.service)?.realm, serviceRealm.uppercased() == realm.uppercased() else {
-            return .failure(.challenge(reason: Self.kerberosFailed, detail: "principal \(accepted.principal) is of another realm than \(accepted.service)"))
+            return .failure(.challenge(reason: Self.kerberosFailed, detail: "principal \(accepted.principal) is of another realm than \(accepted.service)", principal: accepted.principal))
         }
         let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }
         let key = "krb5:" + accepted.principal
@@ -45,7 +45,7 @@ extension DecisionEngine {
         case .usable(let identity):
             return .success(Verified(identity: identity, cached: cached, principal: accepted.principal))
         case .refused(let why):
-            return .failure(.challenge(reason: Self.invalidCredentials, detail: "principal \(accepted.principal): \(why)", cached: cached))
+            return .failure(.challenge(reason: Self.invalidCredentials, detail: "principal \(accepted.principal): \(why)", cached: cached, principal: accepted.principal))
         }
     }
 }

@@ -75,10 +75,11 @@ public final class KerberosAcceptor: Sendable {
         if major == gatehouse_gss_continue_needed() { return .failure(KerberosError("the token needs another round trip (NTLM or a mechanism other than Kerberos)")) }
 
         guard let principal = Self.display(source) else { return .failure(KerberosError("the ticket names no client")) }
-        var target: gss_name_t?
-        _ = gss_inquire_context(&minor, context, nil, &target, nil, nil, nil, nil, nil)
-        defer { gss_release_name(&minor, &target) }
-        let service = Self.display(target) ?? ""
+        // The name the ticket was issued for (not the keytab entry that fitted: an account's
+        // SPNs share its keys).
+        guard let service = APRequest.serviceName(in: token) else {
+            return .failure(KerberosError("the token's ticket names no service"))
+        }
         if let allowed = configuration.principals, !allowed.contains(where: { $0.lowercased() == service.lowercased() }) {
             return .failure(KerberosError("the ticket is for \(service), which kerberos.principals does not accept"))
         }

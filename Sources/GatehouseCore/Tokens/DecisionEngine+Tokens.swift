@@ -101,7 +101,7 @@ extension DecisionEngine {
         case .success(let verified):
             guard let identity = verified.identity else { return .refused("no credentials") }
             return .identity(identity)
-        case .failure(.challenge(let reason, let detail, _, _)):
+        case .failure(.challenge(let reason, let detail, _, _, _)):
             return .refused(detail ?? reason)
         case .failure(.unavailable(let reason, _)):
             return .unavailable(reason)
