@@ -74,16 +74,7 @@ copy_gatehouse
 read -r P_REG P_GATE P_NGX P_DIRECT P_WIKI P_ECHO P_LBV P_LBF < <(free_ports 8) || die "no free ports"
 echo "# ports: registry=$P_REG gatehouse=$P_GATE nginx=$P_NGX direct=$P_DIRECT wiki=$P_WIKI echo=$P_ECHO lb-variant=$P_LBV lb-front=$P_LBF"
 
-(
-    cd "$T/pki" &&
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=Gatehouse e2e CA" -keyout ca.key -out ca.crt &&
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf &&
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile ext.cnf -out server.crt
-) >"$T/logs/openssl.log" 2>&1 || { diag <"$T/logs/openssl.log"; die "openssl"; }
+loopback_pki "$T/pki" "Gatehouse e2e CA"
 cp "$T/pki/ca.crt" "$T/certs/ca.crt"
 CURL=(curl -sS --cacert "$T/pki/ca.crt" --max-time 30)
 
@@ -95,28 +86,7 @@ wait_http() {
 }
 
 # ---------------------------------------------------------------- registry
-cat >"$T/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-  filesystem:
-    rootdirectory: $T/registry/data
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: 127.0.0.1:$P_REG
-  secret: gatehouse-e2e-fixed-secret
-EOF
-# The registry maps REGISTRY_* variables onto its configuration: drop them all.
-REG_UNSET=()
-for v in $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/\1/p'); do REG_UNSET+=(-u "$v"); done
-env "${REG_UNSET[@]}" docker-registry serve "$T/registry/config.yml" >"$T/logs/registry.log" 2>&1 &
-REG_PID=$!
-wait_http "http://127.0.0.1:$P_REG/v2/" || { diag <"$T/logs/registry.log"; die "registry did not start"; }
+start_registry "$P_REG"
 registry_requests() { grep -Ec 'HTTP/1\.[01]" [0-9]{3} ' "$T/logs/registry.log"; }
 
 # ---------------------------------------------------------------- gatehouse

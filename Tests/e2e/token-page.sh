@@ -77,16 +77,7 @@ read -r P_REG P_GATE P_NGX < <(free_ports 3) || die "no free ports"
 echo "# ports: registry=$P_REG gatehouse=$P_GATE nginx=$P_NGX"
 
 # ---------------------------------------------------------------- PKI
-(
-    cd "$T/pki" &&
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=Gatehouse token page e2e CA" -keyout ca.key -out ca.crt &&
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf &&
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile ext.cnf -out server.crt
-) >"$T/logs/openssl.log" 2>&1 || { diag <"$T/logs/openssl.log"; die "openssl"; }
+loopback_pki "$T/pki" "Gatehouse token page e2e CA"
 CA=$T/pki/ca.crt KEY=$T/pki/server.key CRT=$T/pki/server.crt
 # Chromium trusts exactly this key (--ignore-certificate-errors-spki-list), not every certificate
 SPKI=$(openssl x509 -in "$CRT" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64) ||
@@ -94,26 +85,7 @@ SPKI=$(openssl x509 -in "$CRT" -pubkey -noout | openssl pkey -pubin -outform der
 CURL=(curl -sS --cacert "$CA" --max-time 10)
 
 # ---------------------------------------------------------------- registry
-cat >"$T/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-  filesystem:
-    rootdirectory: $T/registry/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$P_REG
-  secret: gatehouse-token-page-fixed-secret
-EOF
-# The registry maps REGISTRY_* variables onto its configuration: drop them all.
-REG_UNSET=()
-for v in $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/\1/p'); do REG_UNSET+=(-u "$v"); done
-env "${REG_UNSET[@]}" docker-registry serve "$T/registry/config.yml" >"$T/logs/registry.log" 2>&1 &
-REG_PID=$!
-wait_for 10 http_answers "http://127.0.0.1:$P_REG/v2/" || { diag <"$T/logs/registry.log"; die "registry did not start"; }
+start_registry "$P_REG"
 
 # ---------------------------------------------------------------- Gatehouse
 ALICE=alice ALICE_PW='alice-token-page-pw' BOB=bob BOB_PW='bob-token-page-pw'

@@ -54,6 +54,49 @@ finish() {
 # die MSG: a set-up step failed: count it, so that the run cannot look like a pass, and stop
 die() { not_ok "setup: $*"; tally; exit 1; }
 
+# loopback_pki DIR CN: a throwaway CA (DIR/ca.crt) and a server certificate for 127.0.0.1 and
+# localhost (DIR/server.crt, DIR/server.key) that nginx serves in the e2e scripts
+loopback_pki() {
+    (
+        cd "$1" &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj "/CN=$2" -keyout ca.key -out ca.crt &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf &&
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile ext.cnf -out server.crt
+    ) >"$T/logs/openssl.log" 2>&1 || { diag <"$T/logs/openssl.log"; die "openssl"; }
+}
+
+# start_registry PORT: Debian's docker-registry on 127.0.0.1:PORT, storing under $T/registry/data,
+# deletes enabled, logging to $T/logs/registry.log; sets REG_PID and waits until /v2/ answers
+start_registry() {
+    mkdir -p "$T/registry"
+    cat >"$T/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: $T/registry/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$1
+  secret: gatehouse-e2e-fixed-secret
+EOF
+    # The registry maps REGISTRY_* variables onto its configuration: drop them all.
+    local unset=() v
+    for v in $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/\1/p'); do unset+=(-u "$v"); done
+    env "${unset[@]}" docker-registry serve "$T/registry/config.yml" >"$T/logs/registry.log" 2>&1 &
+    REG_PID=$!
+    wait_for 10 http_answers "http://127.0.0.1:$1/v2/" || { diag <"$T/logs/registry.log"; die "registry did not start"; }
+}
+
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 b64() { printf '%s' "$1" | base64 -w0; }

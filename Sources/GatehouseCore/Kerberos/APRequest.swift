@@ -9,7 +9,7 @@
 /// ticket a browser got for `HTTP/other.corp.example` would pass for `HTTP/apps.corp.example`.
 /// The ticket's `sname` is outside its encrypted part, so this stops tickets meant for another
 /// service, not someone who rewrites one: services that must not accept each other's tickets
-/// need accounts (keys) of their own, which README says.
+/// need accounts (keys) of their own (docs/kerberos.md says so).
 enum APRequest {
     /// `HTTP/apps.corp.example@CORP.EXAMPLE`, or nil when the token holds no AP-REQ we can read.
     static func serviceName(in token: [UInt8]) -> String? {
