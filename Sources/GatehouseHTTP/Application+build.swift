@@ -46,7 +46,7 @@ public func buildApplication(
     if let tokens {
         services.append(TokenPollService(tokens: tokens))
     }
-    let idleTimeout = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000 + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
+    let idleTimeout = TimeAmount.nanoseconds(configuration.idleTimeout.nanoseconds)
     return Application(
         router: router,
         // The fast path keeps the idle timeout itself: the router's would not see the requests

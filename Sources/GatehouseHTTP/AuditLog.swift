@@ -169,8 +169,7 @@ struct AuditLog: Sendable {
     }
 
     private static func milliseconds(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        let micros = duration.microseconds
         return "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"
     }
 }

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Foundation
+import GatehouseCore
 import Glibc
 import NIOConcurrencyHelpers
 
@@ -32,8 +33,7 @@ public final class AuditWriter: Sendable {
     /// Starts the writer thread.
     public init(descriptor: Int32 = 2, flushInterval: Duration = .milliseconds(50), batchBytes: Int = 64 * 1024, maximumBacklog: Int = 16 * 1024 * 1024) {
         self.descriptor = descriptor
-        let (seconds, attoseconds) = flushInterval.components
-        self.flushInterval = Double(seconds) + Double(attoseconds) / 1e18
+        self.flushInterval = Double(flushInterval.nanoseconds) / 1e9
         self.batchBytes = batchBytes
         self.maximumBacklog = maximumBacklog
         Thread.detachNewThread { [self] in self.run() }

@@ -46,13 +46,3 @@ enum ClientAddress {
         return peerAddress
     }
 }
-
-extension String {
-    fileprivate var trimmingSpaces: String {
-        // Usually there is nothing to trim: answer without building two reversed copies.
-        guard let first = utf8.first, let last = utf8.last,
-            first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") || last == UInt8(ascii: " ") || last == UInt8(ascii: "\t")
-        else { return self }
-        return String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
-    }
-}

@@ -64,8 +64,7 @@ struct CheckCommand: AsyncParsableCommand {
             await tokens?.refresh()
             engine = try DecisionEngine(configuration: configuration, logger: logger, tokens: tokens)
         } catch {
-            printError("gatehouse: \(error)")
-            throw ExitCode(2)
+            throw setupError("\(error)")
         }
         let credentials: AuthRequest.Credentials
         if anonymous {
@@ -74,8 +73,7 @@ struct CheckCommand: AsyncParsableCommand {
             credentials = .assumeAuthenticated(user: user!)
         } else {
             guard let password = readPassword() else {
-                printError("gatehouse: standard input is not valid UTF-8")
-                throw ExitCode(2)
+                throw setupError("standard input is not valid UTF-8")
             }
             credentials = .password(user: user!, password: password)
         }

@@ -37,6 +37,13 @@ struct Gatehouse: AsyncParsableCommand {
     }
 }
 
+/// Says `gatehouse: message` on standard error; the exit code to throw for a usage or set-up
+/// error (2: the contract's "error", apart from 1, "denied" or "invalid").
+func setupError(_ message: String) -> ExitCode {
+    printError("gatehouse: \(message)")
+    return ExitCode(2)
+}
+
 func printError(_ message: String) {
     var standardError = StandardError()
     print(message, to: &standardError)

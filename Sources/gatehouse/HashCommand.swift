@@ -31,14 +31,12 @@ struct HashCommand: ParsableCommand {
 
     func run() throws {
         guard let password = readPassword() else {
-            printError("gatehouse: standard input is not valid UTF-8")
-            throw ExitCode(2)
+            throw setupError("standard input is not valid UTF-8")
         }
         do {
             print("\(user):\(try PasswordHasher.hash(password: password, algorithm: algorithm, cost: cost))")
         } catch {
-            printError("gatehouse: \(error)")
-            throw ExitCode(2)
+            throw setupError("\(error)")
         }
     }
 }

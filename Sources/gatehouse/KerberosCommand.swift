@@ -44,14 +44,12 @@ struct KerberosCommand: AsyncParsableCommand {
             }
             defer { engine.shutdown() }
             guard let acceptor = engine.kerberos, let backend = engine.backends.first(where: { $0.name == acceptor.configuration.backend }) else {
-                printError("gatehouse: \(config) has no `kerberos:` section")
-                throw ExitCode(2)
+                throw setupError("\(config) has no `kerberos:` section")
             }
             var credentials: (user: String, password: String)?
             if passwordStdin, let user {
                 guard let password = readPassword() else {
-                    printError("gatehouse: standard input is not valid UTF-8")
-                    throw ExitCode(2)
+                    throw setupError("standard input is not valid UTF-8")
                 }
                 credentials = (user, password)
             }

@@ -44,14 +44,12 @@ struct LDAPCommand: ParsableCommand {
                 return nil
             }
             guard let settings = backend.map({ name in candidates.first { $0.name == name } }) ?? candidates.first else {
-                printError("gatehouse: \(config) has no ldap backend\(backend.map { " named \($0)" } ?? "")")
-                throw ExitCode(2)
+                throw setupError("\(config) has no ldap backend\(backend.map { " named \($0)" } ?? "")")
             }
             var password: String?
             if passwordStdin {
                 guard let read = readPassword() else {
-                    printError("gatehouse: standard input is not valid UTF-8")
-                    throw ExitCode(2)
+                    throw setupError("standard input is not valid UTF-8")
                 }
                 password = read
             }
@@ -65,8 +63,7 @@ struct LDAPCommand: ParsableCommand {
 /// Prints diagnostic steps (`ldap test`, `kerberos test`) and fails with exit 1 if any failed.
 func printSteps(_ steps: [LDAPDiagnostics.Step]) throws {
     for step in steps {
-        let (seconds, attoseconds) = step.duration.components
-        let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        let milliseconds = Double(step.duration.microseconds) / 1000
         let time = String(Int(milliseconds * 10) / 10) + "." + String(Int(milliseconds * 10) % 10)
         print("\(step.succeeded ? "ok  " : "FAIL") \(step.name.padding(toLength: 28)) \(time.padding(toLength: 7)) ms  \(step.detail)")
     }

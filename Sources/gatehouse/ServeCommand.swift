@@ -45,12 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             configuration = try load()
         } catch {
-            printError("gatehouse: \(error)")
-            throw ExitCode(2)
+            throw setupError("\(error)")
         }
         if case .unix(let path) = configuration.listen, let problem = socketPathProblem(path) {
-            printError("gatehouse: cannot listen on unix:\(path): \(problem)")
-            throw ExitCode(2)
+            throw setupError("cannot listen on unix:\(path): \(problem)")
         }
         let level = Logger.Level(rawValue: configuration.log.level) ?? .info
         switch configuration.log.format {

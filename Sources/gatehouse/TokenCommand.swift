@@ -31,8 +31,7 @@ struct TokenCommand: AsyncParsableCommand {
             do {
                 let configuration = try Configuration.load(path: config)
                 guard let settings = configuration.tokens else {
-                    printError("gatehouse: \(config) has no `tokens:` section; access tokens are off")
-                    throw ExitCode(2)
+                    throw setupError("\(config) has no `tokens:` section; access tokens are off")
                 }
                 let tokens = TokenAuthority(settings: settings, logger: logger)
                 let engine = try DecisionEngine(configuration: configuration, logger: logger, tokens: tokens)
@@ -40,8 +39,7 @@ struct TokenCommand: AsyncParsableCommand {
             } catch let exit as ExitCode {
                 throw exit
             } catch {
-                printError("gatehouse: \(error)")
-                throw ExitCode(2)
+                throw setupError("\(error)")
             }
         }
     }
@@ -105,8 +103,7 @@ struct TokenCommand: AsyncParsableCommand {
                 (token, secret) = try await tokens.create(owner: owner, name: name, scope: scope, lifetime: lifetime)
             } catch {
                 await tokens.close()
-                printError("gatehouse: \(error)")
-                throw ExitCode(2)
+                throw setupError("\(error)")
             }
             await tokens.close()
             if json {
@@ -142,8 +139,7 @@ struct TokenCommand: AsyncParsableCommand {
                 if let user { list = try await tokens.list(user: user) } else { list = try await tokens.list(owner: nil) }
             } catch {
                 await tokens.close()
-                printError("gatehouse: \(error)")
-                throw ExitCode(2)
+                throw setupError("\(error)")
             }
             await tokens.close()
             if json {
@@ -198,8 +194,7 @@ struct TokenCommand: AsyncParsableCommand {
                 }
             } catch {
                 await tokens.close()
-                printError("gatehouse: \(error)")
-                throw ExitCode(2)
+                throw setupError("\(error)")
             }
             await tokens.close()
             guard count > 0 else {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What the benchmarks (Benchmarks/hot-path.sh, Tests/bench/fast-path-bench.sh) share beyond
+# What the benchmarks (Benchmarks/hot-path.sh, Benchmarks/fast-path-bench.sh) share beyond
 # Tests/lib/common.sh: CPU ticks, memory and status readers. Sourced after common.sh; defines
 # functions only.
 

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What the end-to-end, load and bench scripts (Tests/e2e, Tests/load, Tests/bench) share.
+# What the end-to-end, load and bench scripts (Tests/e2e, Tests/load, Benchmarks) share.
 # Sourced, never run, after the script has set REPO (the repository root):
 #
 #     REPO=$(cd "$(dirname "$0")/../.." && pwd)

@@ -86,86 +86,12 @@ extension Configuration {
             configuration.trustedProxies = networks
         }
         configuration.backends = parseBackends(top["backends"], reader: reader, baseDirectory: baseDirectory)
-        if let cache = reader.mapping(top["cache"], key: "cache", allowed: ["ttl", "negative_ttl", "stale_grace", "max_entries"]) {
-            if let value = reader.duration(cache["ttl"], key: "cache.ttl") { configuration.cache.ttl = value }
-            if let value = reader.duration(cache["negative_ttl"], key: "cache.negative_ttl") { configuration.cache.negativeTTL = value }
-            if let value = reader.duration(cache["stale_grace"], key: "cache.stale_grace") { configuration.cache.staleGrace = value }
-            if let value = reader.integer(cache["max_entries"], key: "cache.max_entries", range: 0...10_000_000) { configuration.cache.maxEntries = value }
-        }
-        if let lockout = reader.mapping(top["lockout"], key: "lockout", allowed: ["max_failures", "user_max_failures", "address_max_failures", "window"]) {
-            if let value = reader.integer(lockout["max_failures"], key: "lockout.max_failures", range: 0...1_000_000) {
-                configuration.lockout.maxFailures = value
-            }
-            if let value = reader.integer(lockout["user_max_failures"], key: "lockout.user_max_failures", range: 1...1_000_000) {
-                configuration.lockout.userMaxFailures = value
-            }
-            if let value = reader.integer(lockout["address_max_failures"], key: "lockout.address_max_failures", range: 1...1_000_000) {
-                configuration.lockout.addressMaxFailures = value
-            }
-            if let value = reader.duration(lockout["window"], key: "lockout.window") {
-                if value < .seconds(1) { reader.fail("lockout.window", lockout["window"], "must be at least 1s") } else { configuration.lockout.window = value }
-            }
-            let settings = configuration.lockout
-            if settings.maxFailures > 0, settings.userMaxFailures < settings.maxFailures {
-                reader.fail("lockout.user_max_failures", lockout["user_max_failures"], "must be at least max_failures (\(settings.maxFailures)): it counts the same user over every address")
-            }
-            if settings.maxFailures > 0, settings.addressMaxFailures < settings.maxFailures {
-                reader.fail("lockout.address_max_failures", lockout["address_max_failures"], "must be at least max_failures (\(settings.maxFailures)): it counts every user from the address")
-            }
-        }
-        if let log = reader.mapping(top["log"], key: "log", allowed: ["level", "format", "denials_only"]) {
-            if let level = reader.string(log["level"], key: "log.level") {
-                let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
-                if levels.contains(level) { configuration.log.level = level } else {
-                    reader.fail("log.level", log["level"], "\"\(level)\" is not one of \(levels.joined(separator: ", "))")
-                }
-            }
-            if let format = reader.string(log["format"], key: "log.format") {
-                if let value = LogConfiguration.Format(rawValue: format) { configuration.log.format = value } else {
-                    reader.fail("log.format", log["format"], "\"\(format)\" is not text or json")
-                }
-            }
-            if let value = reader.bool(log["denials_only"], key: "log.denials_only") { configuration.log.denialsOnly = value }
-        }
+        if let node = top["cache"] { CacheConfiguration.read(node, into: &configuration.cache, reader: reader) }
+        if let node = top["lockout"] { LockoutConfiguration.read(node, into: &configuration.lockout, reader: reader) }
+        if let node = top["log"] { LogConfiguration.read(node, into: &configuration.log, reader: reader) }
         configuration.policies = parsePolicies(top["policies"], reader: reader)
-        if let tokens = reader.mapping(top["tokens"], key: "tokens", allowed: ["store", "max_lifetime", "self_service"]) {
-            var settings = TokenConfiguration(store: .sqlite(path: "/var/lib/gatehouse/tokens.db"))
-            if let text = reader.string(tokens["store"], key: "tokens.store") {
-                do {
-                    settings.store = try TokenStoreLocation(parsing: text, baseDirectory: baseDirectory)
-                } catch {
-                    reader.fail("tokens.store", tokens["store"], error.description)
-                }
-            }
-            if let value = reader.duration(tokens["max_lifetime"], key: "tokens.max_lifetime") {
-                if value < .seconds(60) { reader.fail("tokens.max_lifetime", tokens["max_lifetime"], "must be at least 1m") } else { settings.maxLifetime = value }
-            }
-            if let value = reader.bool(tokens["self_service"], key: "tokens.self_service") { settings.selfService = value }
-            configuration.tokens = settings
-        }
-
-        if let kerberos = reader.mapping(top["kerberos"], key: "kerberos", allowed: ["keytab", "principals", "backend"]) {
-            let keytab = reader.string(kerberos["keytab"], key: "kerberos.keytab")
-            let backend = reader.string(kerberos["backend"], key: "kerberos.backend")
-            if keytab == nil { reader.fail("kerberos.keytab", top["kerberos"], "is required: the service's keytab file") }
-            if backend == nil { reader.fail("kerberos.backend", top["kerberos"], "is required: the ldap backend that maps principals to users") }
-            let principals = reader.strings(kerberos["principals"], key: "kerberos.principals")
-            if let principals, principals.isEmpty || principals.contains(where: { !$0.contains("@") || $0.containsControlCharacter }) {
-                reader.fail("kerberos.principals", kerberos["principals"], "names service principals such as HTTP/gate.corp.example@CORP.EXAMPLE (omit it to accept any in the keytab)")
-            }
-            if let backend {
-                switch configuration.backends.first(where: { $0.name == backend }) {
-                case .ldap?: break
-                case .htpasswd?: reader.fail("kerberos.backend", kerberos["backend"], "names an htpasswd backend; principals are mapped through an ldap backend")
-                case nil: reader.fail("kerberos.backend", kerberos["backend"], "names no backend under `backends`")
-                }
-            }
-            if let keytab, let backend {
-                let path = resolve(keytab, baseDirectory)
-                if access(path, R_OK) != 0 { reader.fail("kerberos.keytab", kerberos["keytab"], "cannot read \(path): \(String(cString: strerror(errno)))") }
-                configuration.kerberos = KerberosConfiguration(keytab: path, principals: principals, backend: backend)
-            }
-        }
+        configuration.tokens = TokenConfiguration.read(top["tokens"], reader: reader, baseDirectory: baseDirectory)
+        configuration.kerberos = KerberosConfiguration.read(top["kerberos"], backends: configuration.backends, reader: reader, baseDirectory: baseDirectory)
         for policy in configuration.policies where policy.negotiate {
             if configuration.kerberos == nil, top["kerberos"] == nil {
                 reader.fail("policies.\(policy.name).negotiate", root, "needs a `kerberos:` section (keytab, backend)")
@@ -356,7 +282,7 @@ extension Configuration {
         return name
     }
 
-    private static func resolve(_ path: String, _ baseDirectory: String) -> String {
+    static func resolve(_ path: String, _ baseDirectory: String) -> String {
         path.hasPrefix("/") ? path : (baseDirectory.hasSuffix("/") ? baseDirectory + path : baseDirectory + "/" + path)
     }
 
@@ -457,8 +383,8 @@ extension Configuration {
         switch kind {
         case .registry:
             if let actions = reader.strings(fields["allow"], key: "\(key).allow") {
-                for action in actions where RegistryAction(rawValue: action) == nil || action == "login" {
-                    reader.fail("\(key).allow", fields["allow"], "\"\(action)\" is not one of pull, push, delete, catalog")
+                for action in actions where !RegistryAction.grantableNames.contains(action) {
+                    reader.fail("\(key).allow", fields["allow"], "\"\(action)\" is not one of \(RegistryAction.grantableNames.joined(separator: ", "))")
                 }
                 allowed = Set(actions)
             } else if fields["allow"] == nil {

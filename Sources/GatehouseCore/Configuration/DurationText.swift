@@ -22,10 +22,25 @@ public enum DurationText {
 
     /// `1h30m` style is not accepted on input; output picks the largest whole unit.
     public static func format(_ duration: Duration) -> String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = duration.milliseconds
         for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where milliseconds % size == 0 && milliseconds >= size {
             return "\(milliseconds / size)\(unit)"
         }
         return "\(milliseconds)ms"
     }
+}
+
+extension Duration {
+    /// Whole nanoseconds (NIO's `TimeAmount`, metrics, timers); saturates far beyond any timeout.
+    package var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : product &+ attoseconds / 1_000_000_000
+    }
+
+    /// Whole microseconds.
+    package var microseconds: Int64 { nanoseconds / 1000 }
+
+    /// Whole milliseconds.
+    package var milliseconds: Int64 { nanoseconds / 1_000_000 }
 }

@@ -87,6 +87,17 @@ public struct Decision: Sendable, Equatable {
     }
 }
 
+extension Decision {
+    /// Settles the outcome; the status follows from it (an unknown policy's 404 is made by
+    /// ``make(_:policy:rule:reason:status:)`` alone).
+    mutating func settle(_ outcome: Outcome, rule: String, reason: String) {
+        self.outcome = outcome
+        status = outcome.defaultStatus
+        self.rule = rule
+        self.reason = reason
+    }
+}
+
 extension Decision.Outcome {
     var defaultStatus: Int {
         switch self {

@@ -219,18 +219,12 @@ public struct DecisionEngine: Sendable {
             decision.cached = cached
             decision.token = tokenID
             decision.principal = principal
-            decision.outcome = .challenge
-            decision.status = 401
-            decision.rule = "authentication"
-            decision.reason = reason
+            decision.settle(.challenge, rule: "authentication", reason: reason)
             decision.logDetail = detail
             return decision
         case .failure(.unavailable(let reason, let tokenID)):
             decision.token = tokenID
-            decision.outcome = .unavailable
-            decision.status = 503
-            decision.rule = "backend-unavailable"
-            decision.reason = reason
+            decision.settle(.unavailable, rule: "backend-unavailable", reason: reason)
             return decision
         }
         decision.user = identity?.user
@@ -244,10 +238,7 @@ public struct DecisionEngine: Sendable {
             decision.trace += verdict.trace
             if first == nil { first = verdict }
             guard verdict.allowed else {
-                decision.outcome = identity == nil ? .challenge : .deny
-                decision.status = decision.outcome.defaultStatus
-                decision.rule = verdict.rule
-                decision.reason = verdict.reason
+                decision.settle(identity == nil ? .challenge : .deny, rule: verdict.rule, reason: verdict.reason)
                 if let staleBecause { decision.markStale(staleBecause) }
                 if token != nil { metrics.tokenLogin(.denied) }
                 return decision
@@ -257,22 +248,17 @@ public struct DecisionEngine: Sendable {
             // The token narrows what the rules give its owner; it never adds.
             let outside = token.scope.policy != policy.name ? prepared.accesses.first : prepared.accesses.first { !token.scope.permits($0, owner: token.owner) }
             if let outside {
-                decision.outcome = .deny
-                decision.status = 403
-                decision.rule = "token-scope"
-                decision.reason = token.scope.policy != policy.name
+                decision.settle(.deny, rule: "token-scope", reason: token.scope.policy != policy.name
                     ? "the access token is for policy \(token.scope.policy)"
-                    : "the access token does not allow \(outside.description)"
+                    : "the access token does not allow \(outside.description)")
                 metrics.tokenLogin(.denied)
                 return decision
             }
             metrics.tokenLogin(.allowed)
             tokens?.recordUse(id: token.id)
         }
-        decision.outcome = .allow
-        decision.status = 200
-        decision.rule = first?.rule ?? "default-deny"
-        decision.reason = prepared.accesses.count > 1 ? prepared.accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? "")
+        decision.settle(.allow, rule: first?.rule ?? "default-deny",
+                        reason: prepared.accesses.count > 1 ? prepared.accesses.map(\.description).joined(separator: " and ") + " are allowed" : (first?.reason ?? ""))
         if let identity {
             decision.upstreamGroups = policy.upstreamGroups == nil ? identity.allGroupsHeader : UpstreamGroups(policy.upstreamGroups(of: identity))
             decision.email = identity.email

@@ -161,9 +161,7 @@ public final class LockoutTracker: Sendable {
     static func addressKey(_ address: String) -> String {
         guard let bytes = IPNetwork.addressBytes(address) else { return address }
         if bytes.count == 4 { return address }
-        if bytes.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) {
-            return bytes.suffix(4).map(String.init).joined(separator: ".")
-        }
+        if let mapped = IPNetwork.mappedIPv4(bytes) { return mapped.map(String.init).joined(separator: ".") }
         var network = in6_addr()
         withUnsafeMutableBytes(of: &network) { raw in
             for index in 0..<8 { raw[index] = bytes[index] }

@@ -121,8 +121,7 @@ public final class GatehouseMetrics: Sendable {
             }
             let column = backend.flatMap { name in backends.firstIndex(of: name) } ?? backends.count
             series.decisions[row][column].increment()
-            let (seconds, attoseconds) = latency.components
-            series.latency.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            series.latency.recordNanoseconds(latency.nanoseconds)
         }
     }
 
@@ -150,8 +149,7 @@ public final class GatehouseMetrics: Sendable {
     /// Time spent waiting (a timer, no thread) so that refusals take as long as verifications.
     func timingWait(_ duration: Duration) {
         guard duration > .zero else { return }
-        let (seconds, attoseconds) = duration.components
-        timingWaitMicroseconds.increment(by: Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000))
+        timingWaitMicroseconds.increment(by: Int(duration.microseconds))
     }
 
     // MARK: Tokens

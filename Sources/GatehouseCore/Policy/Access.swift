@@ -24,4 +24,10 @@ public struct Access: Sendable, Equatable, CustomStringConvertible {
 /// The actions of a Docker Registry HTTP API v2 / OCI distribution request.
 public enum RegistryAction: String, Sendable, CaseIterable {
     case login, catalog, pull, push, delete
+
+    /// What a rule's `allow` or a token's scope may name: `login` (`GET /v2/`) is granted to
+    /// anyone a rule names at all.
+    public static let grantable = allCases.filter { $0 != .login }
+    /// The grantable actions as configuration spells them.
+    public static let grantableNames = grantable.map(\.rawValue)
 }

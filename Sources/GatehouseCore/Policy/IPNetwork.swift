@@ -32,12 +32,16 @@ public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
         return contains(client)
     }
 
+    /// The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`), if it is one.
+    static func mappedIPv4(_ bytes: [UInt8]) -> [UInt8]? {
+        guard bytes.count == 16, bytes.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) else { return nil }
+        return Array(bytes.suffix(4))
+    }
+
     /// Whether a parsed address is inside (parse once, test against many networks).
     public func contains(_ client: ClientIP) -> Bool {
         var candidate = client.bytes
-        if candidate.count == 16, bytes.count == 4, candidate.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) {
-            candidate = Array(candidate.suffix(4))
-        }
+        if candidate.count == 16, bytes.count == 4, let mapped = Self.mappedIPv4(candidate) { candidate = mapped }
         guard candidate.count == bytes.count else { return false }
         var remaining = prefixLength
         for index in bytes.indices where remaining > 0 {

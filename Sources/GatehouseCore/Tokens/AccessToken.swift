@@ -55,7 +55,7 @@ public struct TokenScope: Sendable, Equatable {
     private let globs: [Glob]
 
     /// The registry actions a token may carry; `login` (`GET /v2/`) needs none: it grants nothing.
-    public static let registryActions = ["pull", "push", "delete", "catalog"]
+    public static let registryActions = RegistryAction.grantableNames
 
     public init(policy: String, kind: Kind, resources: [String], permissions: [String]) throws(TokenScopeError) {
         guard !resources.isEmpty else { throw TokenScopeError(kind == .registry ? "name at least one repository glob" : "name at least one path glob") }

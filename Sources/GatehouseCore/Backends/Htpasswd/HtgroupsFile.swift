@@ -53,15 +53,3 @@ public struct HtgroupsFile: Sendable {
         (groupsByUser[user] ?? []).sorted()
     }
 }
-
-extension Substring.UnicodeScalarView {
-    var trimmingSpaces: String {
-        let isSpace: (Unicode.Scalar) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[first...last])
-    }
-}
-
-extension Substring {
-    var trimmingSpaces: String { unicodeScalars.trimmingSpaces }
-}

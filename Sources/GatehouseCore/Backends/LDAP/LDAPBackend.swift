@@ -296,8 +296,3 @@ public final class LDAPBackend: CredentialBackend {
         return group
     }
 }
-
-func getenvString(_ name: String) -> String? {
-    guard let value = getenv(name) else { return nil }
-    return String(cString: value)
-}

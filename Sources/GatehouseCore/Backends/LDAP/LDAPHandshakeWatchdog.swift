@@ -59,8 +59,7 @@ final class LDAPHandshakeWatchdog: @unchecked Sendable {
             state.generation += 1
             return state.generation
         }
-        let (seconds, attoseconds) = timeout.components
-        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        let nanoseconds = Int(timeout.nanoseconds)
         DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
             state.withLockedValue { state in
                 // Only the same, still running attempt: never a descriptor reused since.

@@ -91,17 +91,13 @@ public enum PasswordHash: Sendable, Equatable {
     /// other form is probed as written.
     static func cheapProbe(_ field: String) -> CryptCheck {
         let bytes = Array(field.utf8)
-        func isBase64(_ byte: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "/")
-        }
         func digits(_ slice: ArraySlice<UInt8>) -> Int? {
             guard !slice.isEmpty, slice.count <= 9, slice.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
             return slice.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
         }
         let dollar = UInt8(ascii: "$")
         if bytes.count == 60, bytes[0] == dollar, bytes[1] == UInt8(ascii: "2"), "abxy".utf8.contains(bytes[2]), bytes[3] == dollar,
-            let cost = digits(bytes[4..<6]), (4...31).contains(cost), bytes[6] == dollar, bytes[7...].allSatisfy(isBase64)
+            let cost = digits(bytes[4..<6]), (4...31).contains(cost), bytes[6] == dollar, bytes[7...].allSatisfy(isCryptCharacter)
         {
             guard cost <= maximumBcryptCost else {
                 return .tooSlow("bcrypt cost \(cost) is above \(maximumBcryptCost), the highest Apache's htpasswd writes: every login would hash for minutes or more")
@@ -128,11 +124,13 @@ public enum PasswordHash: Sendable, Equatable {
     private static func isCryptString(_ field: String) -> Bool {
         if field.hasPrefix("$") { return true }
         // Traditional DES: 13 characters of the crypt alphabet.
-        return field.utf8.count == 13
-            && field.utf8.allSatisfy { byte in
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "/")
-            }
+        return field.utf8.count == 13 && field.utf8.allSatisfy(isCryptCharacter)
+    }
+
+    /// The crypt alphabet (`./0-9A-Za-z`) of DES, bcrypt and sha-crypt salts and digests.
+    private static func isCryptCharacter(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "/")
     }
 
     /// Whether `password` matches. Blocking (bcrypt at cost 10 takes ≈ 50 ms): call it off the

@@ -6,8 +6,8 @@
 # Usage (as root, Debian 12 with nginx-light, wrk, slapd, ldap-utils, apache2-utils, curl,
 # python3, iproute2):
 #
-#     Tests/bench/fast-path-bench.sh
-#     DURATION=3s ROUNDS=1 TIMING_SAMPLES=5 Tests/bench/fast-path-bench.sh     # a quick trial
+#     Benchmarks/fast-path-bench.sh
+#     DURATION=3s ROUNDS=1 TIMING_SAMPLES=5 Benchmarks/fast-path-bench.sh     # a quick trial
 #
 # Env:  GATEHOUSE_BIN   gatehouse binary (default .build/release/gatehouse; copied to the
 #                       temp dir first, so a rebuild during the run changes nothing)
@@ -90,7 +90,7 @@
 #                     the audit lines written during the rounds (LOG_LEVEL info or lower)
 set -u
 
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../lib/common.sh
 . "$REPO/Tests/lib/common.sh"
 # shellcheck source=../lib/bench.sh
