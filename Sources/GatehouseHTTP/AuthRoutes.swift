@@ -102,7 +102,7 @@ struct AuthRoutes {
             method: fields[originalMethod] ?? method.rawValue,
             originalURIs: fields[values: originalURI],
             policyName: policy,
-            clientAddress: ClientAddress.resolve(peer, realIP: fields[realIP], forwardedFor: fields[values: forwardedFor]),
+            clientAddress: ClientAddress.resolve(peer, fields: fields),
             wantsTrace: explain
         )
     }

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import GatehouseCore
+import HTTPTypes
 import NIOCore
 
 /// The client's address: the peer itself, unless the peer is a trusted proxy (nginx), whose
@@ -32,6 +33,11 @@ enum ClientAddress {
 
     static func resolve(peer: SocketAddress?, realIP: String?, forwardedFor: [String], trustedProxies: [IPNetwork]) -> String? {
         resolve(Peer(peer, trustedProxies: trustedProxies), realIP: realIP, forwardedFor: forwardedFor)
+    }
+
+    /// The client of a request's fields (`X-Real-IP`, `X-Forwarded-For`) from `peer`.
+    static func resolve(_ peer: Peer, fields: HTTPFields) -> String? {
+        resolve(peer, realIP: fields[AuthRoutes.realIP], forwardedFor: fields[values: AuthRoutes.forwardedFor])
     }
 
     static func resolve(_ peer: Peer, realIP: String?, forwardedFor: [String]) -> String? {

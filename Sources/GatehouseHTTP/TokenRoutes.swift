@@ -44,8 +44,9 @@ struct TokenRoutes {
         }
         router.delete("/tokens/:id") { request, context in
             await manage(request, context) { tokens, owner, _ in
+                // Only a token id's shape goes on to the store and the log.
                 let id = context.parameters.get("id") ?? ""
-                guard try await tokens.revoke(id: id, owner: owner) else { return error(.notFound, "there is no token \(id) of yours") }
+                guard AccessToken.isID(id), try await tokens.revoke(id: id, owner: owner) else { return error(.notFound, "there is no such token of yours") }
                 logger.notice("access token revoked", metadata: ["id": "\(id)", "owner": "\(owner.user)", "by": "self-service", "client": "\(clientAddress(request, context) ?? "-")"])
                 return Response(status: .noContent, headers: [.cacheControl: "no-store"])
             }
@@ -150,11 +151,7 @@ struct TokenRoutes {
     }
 
     private func clientAddress(_ request: Request, _ context: GatehouseRequestContext) -> String? {
-        ClientAddress.resolve(
-            ClientAddress.Peer(context.remoteAddress, trustedProxies: store.snapshot.configuration.trustedProxies),
-            realIP: request.headers[AuthRoutes.realIP],
-            forwardedFor: request.headers[values: AuthRoutes.forwardedFor]
-        )
+        ClientAddress.resolve(ClientAddress.Peer(context.remoteAddress, trustedProxies: store.snapshot.configuration.trustedProxies), fields: request.headers)
     }
 
     private func page() -> Response {

@@ -23,7 +23,7 @@ public struct DecisionEngine: Sendable {
     /// Kerberos single sign-on for policies with `negotiate: true`, when configured.
     public let kerberos: KerberosAcceptor?
     /// Token owners and Kerberos principals looked up without a password, for the cache ttl.
-    let owners: OwnerCache
+    let accounts: AccountCache
     private let decisionSeries: GatehouseMetrics.DecisionSeries
     private let inFlight = InFlightVerifications<Verification>()
 
@@ -67,7 +67,7 @@ public struct DecisionEngine: Sendable {
         self.metrics = metrics
         self.tokens = tokens
         self.kerberos = kerberos
-        owners = OwnerCache(configuration: cache)
+        accounts = AccountCache(configuration: cache)
         decisionSeries = GatehouseMetrics.DecisionSeries(metrics: metrics, policies: policies.map(\.name), backends: backends.map(\.name))
     }
 
@@ -318,14 +318,15 @@ public struct DecisionEngine: Sendable {
         case .authorizationHeaders(let values) where values.count > 1:
             return .done(.failure(.challenge(reason: "the request has more than one Authorization header", detail: nil)))
         case .authorizationHeaders(let values):
-            if negotiate, kerberos != nil {
+            if negotiate, let kerberos {
                 switch NegotiateToken.parse(values[0]) {
                 case .notNegotiate: break
                 case .malformed(let why): return .done(.failure(.challenge(reason: Self.kerberosFailed, detail: why)))
                 case .token(let token):
-                    // No lockout: a ticket cannot be guessed, and costs a keytab decryption only.
-                    if KerberosAcceptor.isNTLM(token) {
-                        return .done(.failure(.challenge(reason: Self.kerberosFailed, detail: "an NTLM token in Negotiate: the browser has no Kerberos ticket for this site (no SPN, or it is not on the browser's allow-list); NTLM is not accepted")))
+                    // No lockout: a ticket cannot be guessed. What is not a ticket for us is
+                    // refused here, before it takes a thread-pool slot.
+                    if case .failure(let why) = kerberos.precheck(token) {
+                        return .done(.failure(.challenge(reason: Self.kerberosFailed, detail: why.description)))
                     }
                     return .negotiate(token)
                 }

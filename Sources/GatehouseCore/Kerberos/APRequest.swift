@@ -17,10 +17,10 @@ enum APRequest {
         // then TOK_ID 01 00, then the AP-REQ. Inside SPNEGO it sits in the mechToken.
         for oid in [[0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x12, 0x01, 0x02, 0x02], [0x06, 0x09, 0x2A, 0x86, 0x48, 0x82, 0xF7, 0x12, 0x01, 0x02, 0x02]] as [[UInt8]] {
             let marker = oid + [0x01, 0x00]
-            var start = 0
-            while let found = firstIndex(of: marker, in: token, from: start) {
-                if let name = parseAPRequest(token, at: found + marker.count) { return name }
-                start = found + 1
+            var rest = token[...]
+            while let found = rest.firstRange(of: marker) {
+                if let name = parseAPRequest(token, at: found.upperBound) { return name }
+                rest = token[(found.lowerBound + 1)...]
             }
         }
         return nil
@@ -44,14 +44,6 @@ enum APRequest {
         }
         guard !components.isEmpty else { return nil }
         return components.joined(separator: "/") + "@" + String(decoding: realm.value, as: UTF8.self)
-    }
-
-    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
-        for index in start...(haystack.count - needle.count) where haystack[index] == needle[0] {
-            if haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
-        }
-        return nil
     }
 
     /// Just enough DER: tag, definite length, value.

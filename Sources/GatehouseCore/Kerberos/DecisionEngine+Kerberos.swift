@@ -26,22 +26,13 @@ extension DecisionEngine {
             return .failure(.challenge(reason: Self.kerberosFailed, detail: "principal \(accepted.principal) is of another realm than \(accepted.service)", principal: accepted.principal))
         }
         let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }
-        let key = "krb5:" + accepted.principal
-        var state = owners.lookUp(backend: backend.name, user: key, generation: generation)
-        let cached = state != nil
-        if state == nil {
-            do {
-                switch try await backend.account(of: name) {
-                case .authenticated(let identity): state = .usable(identity)
-                case .rejected(let why): state = .refused(why)
-                case .unknownUser: state = .refused("no account in backend \(backend.name)")
-                }
-            } catch {
-                return .failure(.unavailable("\(error)"))
-            }
-            owners.store(state!, backend: backend.name, user: key, generation: generation)
+        let (state, cached): (AccountCache.State, Bool)
+        do {
+            (state, cached) = try await accounts.resolve(.principal, name: accepted.principal, lookupName: name, in: backend, generation: generation)
+        } catch {
+            return .failure(.unavailable("\(error)"))
         }
-        switch state! {
+        switch state {
         case .usable(let identity):
             return .success(Verified(identity: identity, cached: cached, principal: accepted.principal))
         case .refused(let why):

@@ -34,6 +34,11 @@ public struct AccessToken: Sendable, Equatable {
     }
 
     public func isExpired(at now: Int64) -> Bool { expiresAt <= now }
+
+    /// Whether `text` has the shape of an id (16 lowercase hex digits).
+    public static func isID(_ text: String) -> Bool {
+        text.utf8.count == TokenSecret.idLength && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
 }
 
 /// What a token may be used for, on top of what the rules give its owner: one policy, and

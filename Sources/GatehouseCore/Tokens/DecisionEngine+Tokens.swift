@@ -30,7 +30,7 @@ extension DecisionEngine {
             return refuse("token \(secret.id) belongs to another user", token: secret.id)
         }
         let generation = backends.reduce(0) { $0 &+ $1.currentGeneration() }
-        switch owners.lookUp(backend: token.backend, user: token.owner, generation: generation) {
+        switch accounts.lookUp(.tokenOwner, name: token.owner, backend: token.backend, generation: generation) {
         case .usable(let identity)?:
             return .done(.success(Verified(identity: identity, cached: true, token: token)))
         case .refused(let why)?:
@@ -45,18 +45,13 @@ extension DecisionEngine {
         guard let backend = backends.first(where: { $0.name == token.backend }) else {
             return .failure(.challenge(reason: Self.invalidCredentials, detail: "token \(token.id): backend \(token.backend) is gone", token: token.id))
         }
-        let state: OwnerCache.State
+        let state: AccountCache.State
         do {
-            switch try await backend.account(of: token.owner) {
-            case .authenticated(let identity): state = .usable(identity)
-            case .rejected(let why): state = .refused(why)
-            case .unknownUser: state = .refused("no longer in backend \(backend.name)")
-            }
+            state = try await accounts.resolve(.tokenOwner, name: token.owner, lookupName: token.owner, in: backend, generation: generation).state
         } catch {
             metrics.tokenLogin(.unavailable)
             return .failure(.unavailable("\(error)", token: token.id))
         }
-        owners.store(state, backend: token.backend, user: token.owner, generation: generation)
         switch state {
         case .usable(let identity):
             return .success(Verified(identity: identity, token: token))

@@ -39,7 +39,7 @@ public struct TokenSecret: Sendable {
         let bytes = Array(text.utf8)
         guard bytes.count == Self.length, text.hasPrefix(Self.prefix) else { return nil }
         let idRange = 4..<(4 + Self.idLength)
-        guard bytes[idRange].allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        guard AccessToken.isID(String(decoding: bytes[idRange], as: UTF8.self)) else { return nil }
         guard bytes[4 + Self.idLength] == UInt8(ascii: "_") else { return nil }
         guard bytes[(4 + Self.idLength + 1)...].allSatisfy(Self.isBase64URL) else { return nil }
         self.text = text
