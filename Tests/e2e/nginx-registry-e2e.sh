@@ -355,23 +355,7 @@ if want htpasswd; then  # the 100 MiB image is for the htpasswd scenarios only
 fi
 
 # ---------------------------------------------------------------- skopeo
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$T/policy.json"
-echo '{}' >"$T/auth.json"
-: >"$T/registries.conf"
-mkdir -p "$T/registries.d"
-# sk ARGS...: skopeo with a fresh, private blob-info cache (so that it knows of no
-# blobs in other repositories and tries no cross-repository mounts of its own)
-# and no stray configuration. Called in $(...): no state may live in variables.
-sk() {
-    local h
-    h=$(mktemp -d "$T/skopeo/XXXXXX") || return 1
-    mkdir -p "$h/data" "$h/run" "$h/tmp" "$h/config"
-    chmod 700 "$h/run"
-    env "${REG_UNSET[@]}" _CONTAINERS_ROOTLESS_UID=4242 HOME="$h" XDG_DATA_HOME="$h/data" \
-        XDG_RUNTIME_DIR="$h/run" XDG_CONFIG_HOME="$h/config" TMPDIR="$h/tmp" \
-        REGISTRY_AUTH_FILE="$T/auth.json" CONTAINERS_REGISTRIES_CONF="$T/registries.conf" \
-        skopeo --policy "$T/policy.json" --registries.d "$T/registries.d" --command-timeout 120s "$@"
-}
+skopeo_setup
 R=127.0.0.1:$P_NGX
 OCI_ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json'
 

@@ -69,6 +69,33 @@ loopback_pki() {
     ) >"$T/logs/openssl.log" 2>&1 || { diag <"$T/logs/openssl.log"; die "openssl"; }
 }
 
+# The registry maps REGISTRY_* variables onto its configuration, and skopeo reads some too:
+# `env "${REG_UNSET[@]}" …` drops them all.
+REG_UNSET=()
+for _v in $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/\1/p'); do REG_UNSET+=(-u "$_v"); done
+unset _v
+
+# skopeo_setup: the empty policy, auth file and registries configuration that sk uses
+skopeo_setup() {
+    mkdir -p "$T/skopeo" "$T/registries.d"
+    echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$T/policy.json"
+    echo '{}' >"$T/auth.json"
+    : >"$T/registries.conf"
+}
+# sk ARGS...: skopeo with a fresh, private home and blob-info cache (so that it knows of no
+# blobs in other repositories and tries no cross-repository mounts of its own) and no stray
+# configuration; SKOPEO_TIMEOUT (120s) per command. Called in $(...): no state in variables.
+sk() {
+    local h
+    h=$(mktemp -d "$T/skopeo/XXXXXX") || return 1
+    mkdir -p "$h/data" "$h/run" "$h/tmp" "$h/config"
+    chmod 700 "$h/run"
+    env "${REG_UNSET[@]}" _CONTAINERS_ROOTLESS_UID=4242 HOME="$h" XDG_DATA_HOME="$h/data" \
+        XDG_RUNTIME_DIR="$h/run" XDG_CONFIG_HOME="$h/config" TMPDIR="$h/tmp" \
+        REGISTRY_AUTH_FILE="$T/auth.json" CONTAINERS_REGISTRIES_CONF="$T/registries.conf" \
+        skopeo --policy "$T/policy.json" --registries.d "$T/registries.d" --command-timeout "${SKOPEO_TIMEOUT:-120s}" "$@"
+}
+
 # start_registry PORT: Debian's docker-registry on 127.0.0.1:PORT, storing under $T/registry/data,
 # deletes enabled, logging to $T/logs/registry.log; sets REG_PID and waits until /v2/ answers
 start_registry() {
@@ -89,10 +116,7 @@ http:
   addr: 127.0.0.1:$1
   secret: gatehouse-e2e-fixed-secret
 EOF
-    # The registry maps REGISTRY_* variables onto its configuration: drop them all.
-    local unset=() v
-    for v in $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/\1/p'); do unset+=(-u "$v"); done
-    env "${unset[@]}" docker-registry serve "$T/registry/config.yml" >"$T/logs/registry.log" 2>&1 &
+    env "${REG_UNSET[@]}" docker-registry serve "$T/registry/config.yml" >"$T/logs/registry.log" 2>&1 &
     REG_PID=$!
     wait_for 10 http_answers "http://127.0.0.1:$1/v2/" || { diag <"$T/logs/registry.log"; die "registry did not start"; }
 }

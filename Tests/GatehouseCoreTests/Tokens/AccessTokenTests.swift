@@ -140,7 +140,7 @@ struct AccessTokenTests {
         try write(try Setup.htpasswd(["bob": "bob-pw"]), to: setup.users)
         try await Task.sleep(for: .milliseconds(1200))
         let removed = await setup.decide("alice", secret.text, Self.pull.0, Self.pull.1)
-        #expect(removed.status == 401 && removed.logDetail?.contains("no longer in backend") == true, "\(removed.logDetail ?? "-")")
+        #expect(removed.status == 401 && removed.logDetail?.contains("no account in backend") == true, "\(removed.logDetail ?? "-")")
         // A locked htpasswd entry ("!…") is refused as an owner too.
         try write(try Setup.htpasswd(["bob": "bob-pw"]) + "alice:!locked\n", to: setup.users)
         try await Task.sleep(for: .milliseconds(1200))
